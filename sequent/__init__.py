@@ -1,0 +1,1 @@
+"""Sequent: self-hosted sales engagement."""

@@ -1,0 +1,3 @@
+from sequent.cli import main
+
+main()

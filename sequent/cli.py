@@ -1,0 +1,24 @@
+"""The `sequent` console script: Django's management commands under one name.
+
+`sequent run-due` and `sequent run_due` are the same command.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sequent.settings")
+    from django.core.management import execute_from_command_line
+
+    args = list(sys.argv if argv is None else argv)
+    if len(args) > 1 and not args[1].startswith("-"):
+        args[1] = args[1].replace("-", "_")
+    args[0] = "sequent"
+    execute_from_command_line(args)
+
+
+if __name__ == "__main__":
+    main()

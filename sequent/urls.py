@@ -1,0 +1,15 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from sequent.api.root import api, register_routers
+from sequent.users import views as user_views
+
+register_routers()
+
+urlpatterns = [
+    path("login/", user_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", user_views.home, name="home"),
+    path("api/v1/", api.urls),
+    path("", include("sequent.crm.urls")),
+]
