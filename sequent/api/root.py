@@ -30,6 +30,12 @@ def validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpRes
 
 def register_routers() -> None:
     """Attach each app's router; imported lazily so apps can import models freely."""
+    from sequent.crm.api import router as crm_router
+    from sequent.crm.api_imports import router as imports_router
+    from sequent.sequences.api import router as sequences_router
     from sequent.users.api import router as users_router
 
     api.add_router("/", users_router)
+    api.add_router("/", crm_router)
+    api.add_router("/imports", imports_router)
+    api.add_router("/sequences", sequences_router)
