@@ -10,6 +10,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sequent.settings")
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Every user fixture hashes a password; the default hasher costs ~0.3 s each.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _reset_clock():
     from sequent.lib import clock
 

@@ -1,3 +1,5 @@
+"""URL map: login, logout and home, the API under /api/v1/, then each app's pages."""
+
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 

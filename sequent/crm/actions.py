@@ -52,7 +52,7 @@ def contact_field_changes(
                 changes["last_contacted_mode"] = mode
     if activity_type is not None and contact.last_activity_type != activity_type:
         changes["last_activity_type"] = activity_type
-    if counts_as_contact or changes:
+    if counts_as_contact or "last_contacted_mode" in changes:
         changes["last_contacted_at"] = occurred_at
     return changes
 

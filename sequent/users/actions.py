@@ -7,7 +7,7 @@ import secrets
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from sequent.lib import clock
 from sequent.users.models import ROLES, TOKEN_PREFIX_LENGTH, ApiToken, User
@@ -31,12 +31,19 @@ def do_create_user(
     if User.objects.filter(email=email).exists():
         raise ValidationError({"email": f"a user with email {email} already exists"})
     password = password or secrets.token_urlsafe(12)
-    with transaction.atomic():
-        user = User.objects.create_user(
-            email, password, first_name=first_name, last_name=last_name,
-            is_staff=role == "Administrator",
-        )
-        user.groups.add(Group.objects.get(name=role))
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(
+                email,
+                password,
+                first_name=first_name,
+                last_name=last_name,
+                is_staff=role == "Administrator",
+            )
+            user.groups.add(Group.objects.get(name=role))
+    except IntegrityError as exc:
+        # Another request created the same email between the check above and the insert.
+        raise ValidationError({"email": f"a user with email {email} already exists"}) from exc
     return user, password
 
 
@@ -46,6 +53,14 @@ def do_set_role(user: User, role: str) -> None:
         raise ValidationError({"role": f"unknown role {role!r}; choose one of {', '.join(ROLES)}"})
     with transaction.atomic():
         user.groups.set([Group.objects.get(name=role)])
+
+
+def do_set_active(user: User, active: bool) -> None:
+    """Let a user in again, or keep them out: an inactive user cannot log in and
+    their API tokens stop working, but what they own stays in place."""
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(is_active=active)
+    user.is_active = active
 
 
 def do_create_token(user: User, name: str = "API token") -> tuple[ApiToken, str]:
@@ -69,9 +84,7 @@ def check_token(plain: str) -> User | None:
     """The active user a bearer token belongs to, or None."""
     if not plain or not plain.startswith("sq_"):
         return None
-    token = (
-        ApiToken.objects.active().select_related("user").filter(token_hash=ApiToken.hash(plain)).first()
-    )
+    token = ApiToken.objects.active().select_related("user").filter(token_hash=ApiToken.hash(plain)).first()
     if token is None:
         return None
     now = clock.now()

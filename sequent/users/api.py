@@ -38,9 +38,14 @@ def me(request: HttpRequest) -> MeOut:
     perms = sorted(
         codename
         for codename in (
-            access.VIEW_SEQUENCES, access.CREATE_SEQUENCES, access.EDIT_SEQUENCES,
-            access.DELETE_SEQUENCES, access.IMPORT_RECORDS, access.EXPORT_RECORDS,
-            access.MANAGE_USERS, access.MANAGE_WORKSPACE,
+            access.VIEW_SEQUENCES,
+            access.CREATE_SEQUENCES,
+            access.EDIT_SEQUENCES,
+            access.DELETE_SEQUENCES,
+            access.IMPORT_RECORDS,
+            access.EXPORT_RECORDS,
+            access.MANAGE_USERS,
+            access.MANAGE_WORKSPACE,
         )
         if access.has_perm(user, codename)
     )

@@ -101,3 +101,10 @@ def test_it_leaves_fields_alone_for_a_note(contact):
     contact = reload(contact)
     assert contact.last_contacted_mode == LastContactedMode.NOT_CONTACTED
     assert contact.last_contacted_at is None
+
+
+def test_it_does_not_count_a_completed_task_as_contact(contact):
+    do_record_activity(contact, ActivityKind.TASK, occurred_at=T0)
+    contact = reload(contact)
+    assert contact.last_activity_type == "Task"
+    assert contact.last_contacted_at is None
