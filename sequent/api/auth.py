@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
+from ninja.errors import HttpError
 from ninja.security import HttpBearer, SessionAuth
+from ninja.utils import check_csrf
 
 from sequent.users.actions import check_token
 
 
 class TokenAuth(HttpBearer):
+    """``Authorization: Bearer sq_...``; a revoked token or an inactive user is refused (401)."""
+
     def authenticate(self, request: HttpRequest, token: str) -> Any:
         user = check_token(token)
         if user is not None:
@@ -19,12 +23,21 @@ class TokenAuth(HttpBearer):
 
 
 class ActiveSessionAuth(SessionAuth):
-    """Session cookie auth; Ninja checks CSRF for it on unsafe methods."""
+    """The browser session of an active user; unsafe methods need the CSRF token.
+
+    CSRF is checked only once a session user is found: a request with neither a
+    session nor a valid token is simply unauthenticated (401), not a CSRF failure.
+    """
+
+    def _get_key(self, request: HttpRequest) -> str | None:
+        return request.COOKIES.get(self.param_name)
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Any:
         user = super().authenticate(request, key)
-        if user is not None and not getattr(user, "is_active", False):
+        if user is None or not getattr(user, "is_active", False):
             return None
+        if self.csrf and not getattr(request, "_ninja_csrf_exempt", False) and check_csrf(request):
+            raise HttpError(403, "CSRF check failed: send the csrftoken cookie's value in X-CSRFToken")
         return user
 
 
