@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 from sequent.lib import clock
 
@@ -31,7 +32,12 @@ class Account(models.Model):
     updated_at = models.DateTimeField(default=clock.now)
 
     class Meta:
-        indexes = [models.Index(fields=["name"])]
+        indexes = [
+            models.Index(fields=["name"]),
+            # The importer links contacts to accounts by name or domain, ignoring case.
+            models.Index(Lower("name"), name="crm_account_lower_name"),
+            models.Index(Lower("domain"), name="crm_account_lower_domain"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -94,7 +100,6 @@ class Contact(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["account"]),
             models.Index(fields=["last_name", "first_name"]),
         ]
 
@@ -233,6 +238,13 @@ class ImportJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Who holds the lease: progress is written only while it is still ours, so a
+    # worker that lost an expired lease cannot write over the one that took it.
+    claimed_by = models.CharField(max_length=100, blank=True)
+    # The last line whose row is committed: a claimed-again job resumes after it.
+    last_line = models.IntegerField(default=0)
+    # What was detected and how columns were mapped: encoding, delimiter, header, columns, ignored.
+    report = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"Import {self.pk} of {self.file_name}"
