@@ -29,6 +29,10 @@ INSTALLED_APPS = [
     "sequent.users",
     "sequent.crm",
     "sequent.sequences",
+    "sequent.mail",
+    "sequent.sms",
+    "sequent.tasks",
+    "sequent.worker",
 ]
 
 MIDDLEWARE = [
@@ -128,6 +132,14 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = SEQUENT_BASE_URL.startswith("https://")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# Email delivery: Postfix-like back-off for temporary failures, and how long a quota
+# error pauses a mailbox. See docs/EMAIL.md.
+SEQUENT_MAIL_RETRY_FIRST_SECONDS = envint("SEQUENT_MAIL_RETRY_FIRST_SECONDS", 300)
+SEQUENT_MAIL_RETRY_MAX_SECONDS = envint("SEQUENT_MAIL_RETRY_MAX_SECONDS", 14400)
+SEQUENT_MAIL_GIVE_UP_HOURS = envint("SEQUENT_MAIL_GIVE_UP_HOURS", 120)
+SEQUENT_MAIL_QUOTA_PAUSE_SECONDS = envint("SEQUENT_MAIL_QUOTA_PAUSE_SECONDS", 3600)
+SEQUENT_SMTP_TIMEOUT = envint("SEQUENT_SMTP_TIMEOUT", 30)
 
 LOGGING = {
     "version": 1,
