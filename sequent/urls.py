@@ -14,4 +14,6 @@ urlpatterns = [
     path("", user_views.home, name="home"),
     path("api/v1/", api.urls),
     path("", include("sequent.crm.urls")),
+    path("", include("sequent.sequences.urls")),
+    path("", include("sequent.mail.urls")),
 ]

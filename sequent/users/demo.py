@@ -31,6 +31,7 @@ from sequent.crm.models import (
     Tag,
 )
 from sequent.lib import clock
+from sequent.mail.actions import do_seed_demo_mail
 from sequent.users.actions import do_create_user
 from sequent.users.models import ROLE_ADMINISTRATOR, ROLE_SALES_REP, User
 
@@ -114,6 +115,7 @@ def do_seed_demo(password: str | None = None) -> SeedReport:
             contacts = _create_records(demo, report)
             _record_history(demo, contacts, types)
         _ensure_saved_view(demo, report)
+        report.created.extend(do_seed_demo_mail(demo))
     return report
 
 

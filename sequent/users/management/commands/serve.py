@@ -2,7 +2,7 @@
 
 Gunicorn runs in this process (its ``BaseApplication``), so `sequent serve` is one
 command on every platform gunicorn supports. Helper processes (the background
-worker; later the local mail catcher) are started once gunicorn has bound its
+worker and the local mail catcher) are started once gunicorn has bound its
 socket and stopped when it exits, whether by SIGTERM, SIGINT or an error.
 """
 
@@ -55,16 +55,20 @@ class ChildProcesses:
         self.running.clear()
 
 
-def child_commands(*, worker: bool) -> list[tuple[str, list[str]]]:
-    """The helper processes to run beside the web app, as (name, argv) pairs.
+def catcher_wanted() -> bool:
+    """Whether `sequent serve` runs the local mail catcher: yes unless ``SEQUENT_CATCHER=0``."""
+    return os.environ.get("SEQUENT_CATCHER", "1").strip().lower() not in ("0", "false", "no", "off")
 
-    This list is the hook for more helpers: the local SMTP catcher (when
-    ``SEQUENT_MAIL_CATCHER`` is set or the demo mailbox is used) is added here.
-    """
+
+def child_commands(*, worker: bool, catcher: bool = False) -> list[tuple[str, list[str]]]:
+    """The helper processes to run beside the web app, as (name, argv) pairs: the
+    background worker, and the local mail catcher the demo mailbox sends to."""
     commands: list[tuple[str, list[str]]] = []
     # The worker command arrives with the sequence engine; serve works without it.
     if worker and "worker" in get_commands():
         commands.append(("worker", [sys.executable, "-m", "sequent", "worker"]))
+    if catcher:
+        commands.append(("mail catcher", [sys.executable, "-m", "sequent.mail.catcher"]))
     return commands
 
 
@@ -134,6 +138,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-worker", action="store_true", help="do not start the background worker beside the web app"
         )
+        parser.add_argument(
+            "--no-catcher",
+            action="store_true",
+            help="do not start the local mail catcher (also SEQUENT_CATCHER=0)",
+        )
         parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -148,7 +157,9 @@ class Command(BaseCommand):
         Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 
         children = ChildProcesses()
-        commands = child_commands(worker=not options["no_worker"])
+        commands = child_commands(
+            worker=not options["no_worker"], catcher=catcher_wanted() and not options["no_catcher"]
+        )
         master_pid = os.getpid()
 
         def when_ready(server: Any) -> None:
