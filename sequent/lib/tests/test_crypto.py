@@ -80,7 +80,7 @@ def test_it_never_shows_a_decrypted_secret_in_a_repr(keys):
     assert "hunter2" not in repr({"password": secret})
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_it_stores_a_token_in_the_column_and_gives_back_text(keys):
     keys(KEY_A)
     with isolate_apps("sequent.users"):

@@ -394,7 +394,7 @@ def test_it_sends_what_a_sequence_run_queued_with_sequent_send_due(recorder, mak
 # SQLite's in-memory test database locks whole tables across threads; a file database
 # (production) serialises writers with IMMEDIATE transactions instead.
 @pytest.mark.postgres_only
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_it_never_sends_twice_when_workers_deliver_at_the_same_time(
     make_mailbox, make_sequence, make_contact, queue
 ):

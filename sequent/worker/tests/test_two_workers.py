@@ -34,7 +34,7 @@ def database_url() -> str:
 
 @pytest.mark.postgres_only
 @pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_it_executes_every_due_step_exactly_once_with_two_workers(rep):
     Contact.objects.bulk_create(
         [Contact(first_name=f"C{n}", email=f"c{n}@example.com") for n in range(CONTACTS)], batch_size=5000
