@@ -204,6 +204,12 @@ def build_message(request: BuildRequest) -> EmailMessage:
     return msg
 
 
+# Bodies are already quoted-printable or base64 (76-character lines); the longer header
+# limit keeps a long List-Unsubscribe URL as one plain <...> value, which RFC 8058 clients
+# parse, instead of folding it into an RFC 2047 encoded word, which they do not.
+SERIALIZE_POLICY = email.policy.SMTP.clone(max_line_length=998)
+
+
 def to_bytes(msg: EmailMessage) -> bytes:
     """The wire form: CRLF line endings, lines within SMTP limits."""
-    return msg.as_bytes(policy=email.policy.SMTP)
+    return msg.as_bytes(policy=SERIALIZE_POLICY)

@@ -142,7 +142,10 @@ def test_it_keeps_every_line_within_smtp_limits(sent):
     long_word = "x" * 5000
     msg, raw, _ = sent(request(html=f"<p>{long_word}</p><p>{'é' * 3000}</p>"))
     lines = raw.split(b"\r\n")
-    assert max(len(line) for line in lines) <= 78
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    # RFC 5322 allows header lines up to 998 octets; body lines stay short (quoted-printable).
+    assert max(len(line) for line in lines) <= 998
+    assert max(len(line) for line in body.split(b"\r\n")) <= 78
     assert b"\n" not in raw.replace(b"\r\n", b"")
     assert long_word in msg.get_body(preferencelist=("html",)).get_content()
     assert "é" * 3000 in msg.get_body(preferencelist=("plain",)).get_content()
@@ -241,3 +244,12 @@ def test_it_turns_html_into_readable_text():
     text = html_to_text("<h1>Hello</h1><ul><li>one</li><li>two</li></ul><p>Bye <b>now</b></p>")
     assert "Hello" in text and "* one" in text and "* two" in text and "Bye now" in text
     assert "<" not in text
+
+
+def test_it_keeps_a_long_unsubscribe_url_as_plain_text_on_the_wire(sent):
+    # Real unsubscribe URLs carry a signed token and run past 78 characters; mail clients
+    # read the header as <URL> and ignore an RFC 2047 encoded word.
+    url = "https://sequent.acme.test/u/eyJtIjoxMjM0NX0:1xWrt6:uFrFkYNkFgsYBKV0ekzqIlMNx-TUAbQ8LzLfJdxdRVo"
+    _msg, raw, _ = sent(request(unsubscribe_url=url))
+    assert f"List-Unsubscribe: <{url}>\r\n".encode() in raw
+    assert b"=?utf-8?" not in raw.split(b"\r\n\r\n", 1)[0].split(b"List-Unsubscribe:", 1)[1].split(b"\r\n")[0]
