@@ -331,7 +331,40 @@ def _rate(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
-class SequenceMetrics(models.Model):
+class StepCounts(models.Model):
+    """Counters that a sequence and each of its steps keep alike."""
+
+    executed = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    sent = models.PositiveIntegerField(default=0)
+    delivered = models.PositiveIntegerField(default=0)
+    opened = models.PositiveIntegerField(default=0)
+    clicked = models.PositiveIntegerField(default=0)
+    # Counting automated hits too (scanners, proxies): "opened"/"clicked" are the human counts.
+    opened_raw = models.PositiveIntegerField(default=0)
+    clicked_raw = models.PositiveIntegerField(default=0)
+    replied = models.PositiveIntegerField(default=0)
+    bounced = models.PositiveIntegerField(default=0)
+    unsubscribed = models.PositiveIntegerField(default=0)
+    refreshed_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        abstract = True
+
+    def email_rates(self) -> dict[str, float]:
+        """Email rates over emails sent (0..1)."""
+        return {
+            "delivered_rate": _rate(self.delivered, self.sent),
+            "open_rate": _rate(self.opened, self.sent),
+            "click_rate": _rate(self.clicked, self.sent),
+            "reply_rate": _rate(self.replied, self.sent),
+            "bounce_rate": _rate(self.bounced, self.sent),
+            "unsubscribe_rate": _rate(self.unsubscribed, self.sent),
+        }
+
+
+class SequenceMetrics(StepCounts):
     """Counts for one sequence, refreshed at the end of every run."""
 
     owner_lookup = "sequence__owner"
@@ -343,20 +376,6 @@ class SequenceMetrics(models.Model):
     completed = models.PositiveIntegerField(default=0)
     exited = models.PositiveIntegerField(default=0)
     exited_by_reason = models.JSONField(default=dict, blank=True)
-    executed = models.PositiveIntegerField(default=0)
-    skipped = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    sent = models.PositiveIntegerField(default=0)
-    delivered = models.PositiveIntegerField(default=0)
-    opened = models.PositiveIntegerField(default=0)
-    clicked = models.PositiveIntegerField(default=0)
-    # Counting automated hits too (scanners, proxies): "opened"/"clicked" are the human counts.
-    opened_raw = models.PositiveIntegerField(default=0)
-    clicked_raw = models.PositiveIntegerField(default=0)
-    replied = models.PositiveIntegerField(default=0)
-    bounced = models.PositiveIntegerField(default=0)
-    unsubscribed = models.PositiveIntegerField(default=0)
-    refreshed_at = models.DateTimeField(default=clock.now)
 
     class Meta:
         default_permissions = ()
@@ -367,37 +386,18 @@ class SequenceMetrics(models.Model):
     def rates(self) -> dict[str, float]:
         """Email rates over sent, plus completion and exit rates over enrolled (0..1)."""
         return {
-            "delivered_rate": _rate(self.delivered, self.sent),
-            "open_rate": _rate(self.opened, self.sent),
-            "click_rate": _rate(self.clicked, self.sent),
-            "reply_rate": _rate(self.replied, self.sent),
-            "bounce_rate": _rate(self.bounced, self.sent),
-            "unsubscribe_rate": _rate(self.unsubscribed, self.sent),
+            **self.email_rates(),
             "completion_rate": _rate(self.completed, self.enrolled),
             "exit_rate": _rate(self.exited, self.enrolled),
         }
 
 
-class StepMetrics(models.Model):
+class StepMetrics(StepCounts):
     """Counts for one step, refreshed at the end of every run of its sequence."""
 
     owner_lookup = "step__sequence__owner"
 
     step = models.OneToOneField(Step, on_delete=models.CASCADE, related_name="metrics")
-    executed = models.PositiveIntegerField(default=0)
-    skipped = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    sent = models.PositiveIntegerField(default=0)
-    delivered = models.PositiveIntegerField(default=0)
-    opened = models.PositiveIntegerField(default=0)
-    clicked = models.PositiveIntegerField(default=0)
-    # Counting automated hits too (scanners, proxies): "opened"/"clicked" are the human counts.
-    opened_raw = models.PositiveIntegerField(default=0)
-    clicked_raw = models.PositiveIntegerField(default=0)
-    replied = models.PositiveIntegerField(default=0)
-    bounced = models.PositiveIntegerField(default=0)
-    unsubscribed = models.PositiveIntegerField(default=0)
-    refreshed_at = models.DateTimeField(default=clock.now)
 
     class Meta:
         default_permissions = ()
@@ -409,12 +409,7 @@ class StepMetrics(models.Model):
         """Email rates over sent, and the share of the step's decisions that were skips (0..1)."""
         decided = self.executed + self.skipped + self.failed
         return {
-            "delivered_rate": _rate(self.delivered, self.sent),
-            "open_rate": _rate(self.opened, self.sent),
-            "click_rate": _rate(self.clicked, self.sent),
-            "reply_rate": _rate(self.replied, self.sent),
-            "bounce_rate": _rate(self.bounced, self.sent),
-            "unsubscribe_rate": _rate(self.unsubscribed, self.sent),
+            **self.email_rates(),
             "skip_rate": _rate(self.skipped, decided),
             "failure_rate": _rate(self.failed, decided),
         }
