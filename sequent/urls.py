@@ -16,4 +16,5 @@ urlpatterns = [
     path("", include("sequent.crm.urls")),
     path("", include("sequent.sequences.urls")),
     path("", include("sequent.mail.urls")),
+    path("", include("sequent.sms.urls")),
 ]

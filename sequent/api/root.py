@@ -93,6 +93,8 @@ def register_routers() -> None:
     from sequent.crm.api_imports import router as imports_router
     from sequent.mail.api import router as mail_router
     from sequent.sequences.api import router as sequences_router
+    from sequent.sms.api import router as sms_router
+    from sequent.tasks.api import router as tasks_router
     from sequent.users.api import router as users_router
 
     api.add_router("/", users_router)
@@ -100,3 +102,5 @@ def register_routers() -> None:
     api.add_router("/imports", imports_router)
     api.add_router("/sequences", sequences_router)
     api.add_router("/", mail_router)
+    api.add_router("/tasks", tasks_router)
+    api.add_router("/sms", sms_router)

@@ -21,6 +21,14 @@ class TaskStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
 
 
+class CallOutcome(models.TextChoices):
+    CONNECTED = "connected", "Connected"
+    LEFT_VOICEMAIL = "left_voicemail", "Left voicemail"
+    NO_ANSWER = "no_answer", "No answer"
+    WRONG_NUMBER = "wrong_number", "Wrong number"
+    BUSY = "busy", "Busy"
+
+
 class Task(models.Model):
     """Something a rep has to do for a contact, usually created by a sequence step."""
 
@@ -43,6 +51,9 @@ class Task(models.Model):
     status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.OPEN)
     created_at = models.DateTimeField(default=clock.now)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The call outcome a rep chose when completing a call reminder.
+    outcome = models.CharField(max_length=16, choices=CallOutcome.choices, blank=True, default="")
+    snoozed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         default_permissions = ()

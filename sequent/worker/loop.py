@@ -65,7 +65,7 @@ class Worker:
         lease: dt.timedelta = processing.LEASE,
         idle_sleep: float = 1.0,
         imports: bool = True,
-        mail: bool = True,
+        mail: bool = True,  # outbound email and SMS
     ) -> None:
         self.worker_id = worker_id or default_worker_id()
         self.batch_size = batch_size
@@ -125,6 +125,14 @@ class Worker:
 
         return bool(delivery.deliver_due(self.worker_id))
 
+    def handle_sms(self) -> bool:
+        """Send the due SMS the workspace's per-second limit allows; True if there were any."""
+        if not self._mail:
+            return False
+        from sequent.sms import sending
+
+        return bool(sending.send_due(self.worker_id))
+
     def handle_finish(self) -> bool:
         """Finish runs left with nothing pending (e.g. their last batch's worker died)."""
         finished = runs.finish_slots()
@@ -145,6 +153,7 @@ class Worker:
             self.handle_run()
             or self.handle_batch()
             or self.handle_mail()
+            or self.handle_sms()
             or self.handle_finish()
             or self.handle_imports()
         )
