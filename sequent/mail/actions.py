@@ -53,6 +53,7 @@ MAILBOX_FIELDS = (
     "is_workspace_default",
 )
 SMTP_FIELDS = ("smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password")
+IMAP_FIELDS = ("imap_host", "imap_port", "imap_security", "imap_username", "imap_password")
 # The statuses a user may set; the paused ones belong to delivery.
 USER_STATUSES = (MailboxStatus.ACTIVE, MailboxStatus.DISABLED)
 _LINE_BREAKS = frozenset("\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
@@ -231,7 +232,7 @@ def do_update_mailbox(mailbox: Mailbox, user: Any, **changes: Any) -> Mailbox:
                 last_error="waiting: the mailbox is disabled; enable it or delete it to send from another"
             )
     mailbox.refresh_from_db()
-    if mailbox.status == MailboxStatus.PAUSED_AUTH and any(name in clean for name in SMTP_FIELDS):
+    if mailbox.status == MailboxStatus.PAUSED_AUTH and any(name in clean for name in SMTP_FIELDS + IMAP_FIELDS):
         # After the commit: a login is network I/O.
         check_mailbox_connection(mailbox)
         mailbox.refresh_from_db()
@@ -277,7 +278,7 @@ def imap_settings_for(mailbox: Mailbox, timeout: float = CHECK_TIMEOUT) -> smtp.
 def check_mailbox_connection(mailbox: Mailbox) -> list[str]:
     """Log in over SMTP (and IMAP when set) and return the exact failures ([] = fine).
 
-    A mailbox paused for a refused login resumes when the SMTP login now works."""
+    A mailbox paused for a refused login (SMTP or IMAP) resumes once every login works."""
     try:
         smtp_settings = smtp_settings_for(mailbox)
         imap_settings = imap_settings_for(mailbox)
@@ -285,10 +286,9 @@ def check_mailbox_connection(mailbox: Mailbox) -> list[str]:
         return [f"SMTP: the stored password cannot be read ({exc})"]
     problems = smtp.test_connection(smtp_settings, imap_settings)
     now = clock.now()
-    smtp_ok = not any(problem.startswith("SMTP:") for problem in problems)
     with transaction.atomic():
         Mailbox.objects.filter(pk=mailbox.pk).update(last_checked_at=now)
-        if smtp_ok:
+        if not problems:
             Mailbox.objects.filter(pk=mailbox.pk, status=MailboxStatus.PAUSED_AUTH).update(
                 status=MailboxStatus.ACTIVE, last_error="", paused_until=None, updated_at=now
             )

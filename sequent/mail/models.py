@@ -67,6 +67,9 @@ class Mailbox(models.Model):
     last_error = models.TextField(blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
     is_workspace_default = models.BooleanField(default=False)
+    # Inbound sync (sequent/mail/inbound.py): the next time a worker may read this
+    # mailbox; taking a sync moves it forward, so it is both throttle and lease.
+    inbound_due_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(default=clock.now)
     updated_at = models.DateTimeField(default=clock.now)
@@ -146,6 +149,10 @@ class OutboundMessage(models.Model):
     from_email = models.CharField(max_length=254, blank=True, default="")
     in_reply_to = models.CharField(max_length=255, blank=True, default="")
     thread_references = models.TextField(blank=True, default="")
+    # Reconciling an uncertain row (sequent/mail/reconcile.py): when the Sent folder
+    # first lacked it, and whether it was already queued again once.
+    reconcile_missed_at = models.DateTimeField(null=True, blank=True)
+    reconcile_requeued = models.BooleanField(default=False)
 
     class Meta:
         default_permissions = ()
@@ -162,6 +169,30 @@ class OutboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.message_id} to {self.to_email} ({self.status})"
+
+
+class MailboxFolderState(models.Model):
+    """How far the inbound sync has read one IMAP folder of a mailbox.
+
+    ``uidvalidity`` and ``last_uid`` let a sync fetch only what is new; a changed
+    UIDVALIDITY means the folder was rebuilt, and the sync reads it again from the start
+    (events are deduplicated on the inbound Message-ID, so nothing is counted twice).
+    """
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="folder_states")
+    folder = models.CharField(max_length=255)
+    uidvalidity = models.BigIntegerField(null=True, blank=True)
+    last_uid = models.BigIntegerField(default=0)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "folder"], name="mailbox_folder_state_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.folder} of {self.mailbox_id}"
 
 
 class EmailEventKind(models.TextChoices):

@@ -133,6 +133,14 @@ class Worker:
 
         return bool(sending.send_due(self.worker_id))
 
+    def handle_inbound(self) -> bool:
+        """Read one mailbox whose turn has come (each at most once a minute); True if one was read."""
+        if not self._mail:
+            return False
+        from sequent.mail import inbound
+
+        return bool(inbound.sync_due(self.worker_id))
+
     def handle_finish(self) -> bool:
         """Finish runs left with nothing pending (e.g. their last batch's worker died)."""
         finished = runs.finish_slots()
@@ -154,6 +162,7 @@ class Worker:
             or self.handle_batch()
             or self.handle_mail()
             or self.handle_sms()
+            or self.handle_inbound()
             or self.handle_finish()
             or self.handle_imports()
         )
