@@ -461,6 +461,16 @@ def do_record_reply(message: OutboundMessage, item: Inbound, key_source: str) ->
                 ExitReason.REPLIED,
                 now,
             )
+            if message.contact.account_id is not None:
+                exit_enrollments(
+                    Enrollment.objects.filter(
+                        sequence__enrollments=message.enrollment_id,
+                        sequence__exit_account_on_reply=True,
+                        contact__account_id=message.contact.account_id,
+                    ).exclude(pk=message.enrollment_id),
+                    ExitReason.ACCOUNT_REPLIED,
+                    now,
+                )
         if item.wants_unsubscribe:
             actions.do_unsubscribe(UnsubscribeTarget(kind="message", pk=message.pk))
             return 1, 1

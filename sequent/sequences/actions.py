@@ -59,6 +59,7 @@ SEQUENCE_FIELDS = (
     "smart_expiry_days",
     "exit_on_all_steps",
     "exit_on_reply",
+    "exit_account_on_reply",
     "exit_on_unsubscribe",
     "exit_on_bounce",
     "exit_conditions",
@@ -78,6 +79,7 @@ BOOLEAN_FIELDS = (
     "exclude_weekends",
     "exit_on_all_steps",
     "exit_on_reply",
+    "exit_account_on_reply",
     "exit_on_unsubscribe",
     "exit_on_bounce",
 )

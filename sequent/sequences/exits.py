@@ -91,6 +91,17 @@ def apply_exits(
             ExitReason.REPLIED,
             now,
         )
+    if sequence.exit_account_on_reply:
+        # Any reply in this sequence from a contact of the same primary account.
+        colleague_replied = _events(EmailEventKind.REPLIED).filter(
+            enrollment__sequence=sequence,
+            contact__account_id=OuterRef("contact__account_id"),
+        )
+        total += exit_enrollments(
+            base.filter(contact__account__isnull=False).filter(Exists(colleague_replied)),
+            ExitReason.ACCOUNT_REPLIED,
+            now,
+        )
     if sequence.exit_on_unsubscribe:
         total += exit_enrollments(
             base.filter(

@@ -63,6 +63,8 @@ class Sequence(models.Model):
     # Exit criteria.
     exit_on_all_steps = models.BooleanField(default=True)
     exit_on_reply = models.BooleanField(default=True)
+    # A reply from any contact of an account takes that account's other contacts out too.
+    exit_account_on_reply = models.BooleanField(default=False)
     exit_on_unsubscribe = models.BooleanField(default=True)
     exit_on_bounce = models.BooleanField(default=True)
     exit_conditions = models.JSONField(default=list, blank=True)
@@ -204,6 +206,7 @@ IN_FLIGHT = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
 
 class ExitReason(models.TextChoices):
     REPLIED = "replied", "Replied"
+    ACCOUNT_REPLIED = "account_replied", "A contact of the same account replied"
     UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
     BOUNCED = "bounced", "Bounced"
     CONDITION = "condition", "Met an exit condition"

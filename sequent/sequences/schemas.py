@@ -73,6 +73,9 @@ class SequenceFields(StrictIn):
     smart_expiry_days: int = Field(90, description="a smart enrollment leaves after this many days")
     exit_on_all_steps: bool = True
     exit_on_reply: bool = True
+    exit_account_on_reply: bool = Field(
+        False, description="a reply from any contact of an account exits every contact of that account"
+    )
     exit_on_unsubscribe: bool = True
     exit_on_bounce: bool = True
     exit_conditions: list[Any] = Field(
@@ -169,6 +172,7 @@ class SequenceOut(SequenceSummaryOut):
     smart_expiry_days: int
     exit_on_all_steps: bool
     exit_on_reply: bool
+    exit_account_on_reply: bool
     exit_on_unsubscribe: bool
     exit_on_bounce: bool
     exit_conditions: list[Any]

@@ -155,3 +155,58 @@ def test_it_exits_everyone_when_the_sequence_is_archived(make_contact, make_sequ
     assert set(Enrollment.objects.values_list("exit_reason", flat=True)) == {ExitReason.ARCHIVED}
     assert set(OutboundMessage.objects.values_list("status", flat=True)) == {MessageStatus.CANCELLED}
     assert RunSlot.objects.count() == 1
+
+
+@pytest.mark.parametrize("account_wide", [True, False])
+def test_it_takes_the_whole_account_out_on_a_reply_when_asked(make_contact, make_sequence, account_wide):
+    from sequent.crm.models import Account
+
+    acme, globex = Account.objects.create(name="Acme"), Account.objects.create(name="Globex")
+    ceo, cfo = make_contact(account=acme), make_contact(account=acme)
+    elsewhere = make_contact(account=globex)
+    steps = [*STEPS, {"kind": "follow_up", "day": 3}]  # keeps the others in flight after day 2
+    make_sequence(steps, contacts=[ceo, cfo, elsewhere], exit_account_on_reply=account_wide)
+    run_due("2026-03-02 09:05")
+    record(ceo, "replied")
+    run_due("2026-03-03 09:05")
+
+    def state(contact):
+        enrollment = Enrollment.objects.get(contact=contact)
+        return enrollment.status, enrollment.exit_reason
+
+    assert state(ceo) == (EnrollmentStatus.EXITED, ExitReason.REPLIED)
+    if account_wide:
+        assert state(cfo) == (EnrollmentStatus.EXITED, ExitReason.ACCOUNT_REPLIED)
+        assert OutboundMessage.objects.filter(contact=cfo, status=MessageStatus.QUEUED).count() == 0
+    else:
+        assert state(cfo) == (EnrollmentStatus.ACTIVE, "")
+    assert state(elsewhere) == (EnrollmentStatus.ACTIVE, "")
+
+
+def test_it_takes_the_account_out_as_soon_as_the_reply_is_read(make_contact, make_sequence):
+    from sequent.crm.models import Account
+    from sequent.mail.inbound import do_record_reply
+    from sequent.mail.inbound_parse import Inbound
+
+    acme = Account.objects.create(name="Acme")
+    ceo, cfo = make_contact(account=acme), make_contact(account=acme)
+    make_sequence(STEPS, contacts=[ceo, cfo], exit_account_on_reply=True)
+    run_due("2026-03-02 09:05")
+    message = OutboundMessage.objects.get(contact=ceo)
+    reply = Inbound(
+        kind="reply",
+        message_id="<reply-1@client.example>",
+        from_address=ceo.email,
+        subject="Re: Hello",
+        date=at("2026-03-02 15:00"),
+        referenced_ids=[message.message_id],
+        reply_text="Let's talk.",
+    )
+    assert do_record_reply(message, reply, "reply-1") == (1, 0)
+
+    cfo_enrollment = Enrollment.objects.get(contact=cfo)
+    assert (cfo_enrollment.status, cfo_enrollment.exit_reason) == (
+        EnrollmentStatus.EXITED,
+        ExitReason.ACCOUNT_REPLIED,
+    )
+    assert Enrollment.objects.get(contact=ceo).exit_reason == ExitReason.REPLIED
