@@ -888,6 +888,34 @@ def _send_all(batch: _Batch) -> None:
                 )
             else:
                 refused = ", ".join(f"{addr} ({code})" for addr, (code, _) in result.refused.items())
+                contact_refusal = next(
+                    (
+                        reply
+                        for addr, reply in result.refused.items()
+                        if addr.lower() == message.to_email.lower()
+                    ),
+                    None,
+                )
+                failure = (
+                    smtp.classify(*contact_refusal, stage="rcpt", recipient=message.to_email)
+                    if contact_refusal is not None and contact_refusal[0] >= 500
+                    else None
+                )
+                if failure is not None:
+                    # Only a CC or BCC got it: for the contact this is a bounce, not a send.
+                    bounced = isinstance(failure, smtp.RecipientRejected)
+                    _finish(
+                        batch,
+                        message,
+                        MessageStatus.FAILED,
+                        Reason.RECIPIENT if bounced else Reason.PERMANENT,
+                        f"{failure.message}; refused recipients: {refused}",
+                        **_attempted(message, batch.now),
+                    )
+                    if bounced:
+                        batch.bounced.append(message)
+                        batch.report.bounced += 1
+                    continue
                 _finish(
                     batch,
                     message,

@@ -128,10 +128,15 @@ def process_enrollments(sequence_id: int, ids: list[int], token: str) -> None:
             _release([r["pk"] for r in rows], token, run_count=F("run_count") - 1)
             return
         active = [r for r in rows if r["status"] == EnrollmentStatus.ACTIVE]
+        # Paused since the run marked them (an out-of-office reply): give that run back
+        # too, or the steps of two days would go out together when they resume.
+        paused = [r["pk"] for r in rows if r["status"] == EnrollmentStatus.PAUSED]
+        if paused:
+            _release(paused, token, run_count=F("run_count") - 1)
         finished = _run_steps(sequence, active, now) if active else []
-        # One UPDATE ends the lease of the whole batch and completes the finished enrollments.
+        # One UPDATE ends the lease of the rest of the batch and completes the finished ones.
         _release(
-            [r["pk"] for r in rows],
+            [r["pk"] for r in rows if r["status"] != EnrollmentStatus.PAUSED],
             token,
             status=Case(When(pk__in=finished, then=Value(EnrollmentStatus.COMPLETED)), default=F("status")),
             completed_at=Case(When(pk__in=finished, then=Value(now)), default=F("completed_at")),

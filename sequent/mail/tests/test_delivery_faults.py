@@ -7,13 +7,14 @@ import datetime as dt
 
 import pytest
 
-from sequent.crm.models import Activity, ActivityKind, EmailStatus
+from sequent.crm.models import Activity, ActivityKind, Contact, EmailStatus
 from sequent.lib import clock
 from sequent.mail import actions
 from sequent.mail.delivery import RetryPolicy, deliver_due, retry_delay
 from sequent.mail.models import EmailEvent, EmailEventKind, Mailbox, MessageStatus, OutboundMessage
 from sequent.mail.tests.conftest import NOW, parse
 from sequent.mail.tests.servers import PASSWORD, USERNAME, RecordingHandler, free_port, smtp_server
+from sequent.sequences import actions as sequence_actions
 from sequent.sequences.models import Enrollment, EnrollmentStatus, ExitReason
 
 pytestmark = pytest.mark.usefixtures("delivery_env")
@@ -235,3 +236,33 @@ def test_it_marks_a_message_uncertain_when_the_connection_drops_after_data_and_n
     assert sorted(received_ids(faulty)) == sorted([first.message_id, second.message_id])
     assert not OutboundMessage.objects.filter(status=MessageStatus.SENT).exists()
     assert not EmailEvent.objects.filter(kind=EmailEventKind.SENT).exists()
+
+
+def test_it_bounces_a_refused_contact_even_when_a_bcc_is_accepted(
+    delivery_env, fault_server, make_mailbox, queue, rep
+):
+    _, host, port = fault_server(
+        "rcpt",
+        "550 5.1.1 <gone@client.example>: Recipient address rejected: User unknown",
+        bad_recipients=("gone@client.example",),
+    )
+    mailbox = make_mailbox(host, port)
+    sequence = sequence_actions.do_create_sequence(rep, "Outreach", time_zone="UTC", send_time="09:00")
+    step = sequence_actions.do_add_step(
+        sequence, "email", subject="Hello", body="<p>Hi</p>", bcc=["crm-log@acme.example"]
+    )
+    with clock.frozen(NOW - dt.timedelta(days=1)):
+        sequence_actions.do_activate(sequence)
+    sequence.mailbox = mailbox
+    sequence.save(update_fields=["mailbox"])
+    gone = Contact.objects.create(first_name="Gone", email="gone@client.example")
+    row = queue(sequence, step, gone)
+
+    while deliver_due("w1"):
+        pass
+
+    # DESIGN 5: "5.1.x on a recipient bounces the contact" (EMAIL.md: for the contact's address).
+    row.refresh_from_db()
+    gone.refresh_from_db()
+    assert (row.status, gone.email_status) == (MessageStatus.FAILED, EmailStatus.BOUNCED)
+

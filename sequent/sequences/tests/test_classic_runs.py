@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sequent.lib import clock
 from sequent.mail.models import EmailEvent, MessageStatus, OutboundMessage
-from sequent.sequences import actions
+from sequent.sequences import actions, runs
 from sequent.sequences.models import (
     Enrollment,
     EnrollmentStatus,
@@ -316,3 +317,34 @@ def with_clock(when: str, func, *args):
 
     with clock.frozen(at(when)):
         return func(*args)
+
+
+THREE_TASKS = [
+    {"kind": "follow_up", "day": 1},
+    {"kind": "follow_up", "day": 2},
+    {"kind": "follow_up", "day": 3},
+]
+
+
+def test_it_gives_the_run_back_when_an_out_of_office_pauses_a_marked_enrollment(make_contact, make_sequence):
+    contact = make_contact()
+    sequence = make_sequence(THREE_TASKS, contacts=[contact])
+    run_due("2026-03-02 09:05")  # Monday: step 1
+
+    # Tuesday's run marks the enrollment due; before a worker processes it, an
+    # out-of-office auto-reply pauses it until Thursday (inbound.do_record_auto_reply).
+    with clock.frozen(at("2026-03-03 09:05")):
+        assert runs.start_run(sequence.pk, "w1", now=at("2026-03-03 09:05")) is not None
+    Enrollment.objects.filter(contact=contact).update(
+        status=EnrollmentStatus.PAUSED, paused_until=at("2026-03-05 00:00")
+    )
+    for day in ("03", "04", "05", "06", "09"):
+        run_due(f"2026-03-{day} 09:05")
+
+    enrollment = Enrollment.objects.get(contact=contact)
+    # The pause keeps the remaining gaps: step 2 on Thursday, step 3 on Friday.
+    assert executions(enrollment) == [
+        (1, "executed", "2026-03-02"),
+        (2, "executed", "2026-03-05"),
+        (3, "executed", "2026-03-06"),
+    ]
