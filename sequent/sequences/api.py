@@ -32,6 +32,7 @@ from sequent.api.pagination import paginated
 from sequent.crm.conditions import ConditionError
 from sequent.sequences import actions
 from sequent.sequences.audience import audience, enrollable
+from sequent.sequences.metrics import STEP_COUNTS
 from sequent.sequences.models import (
     Enrollment,
     EnrollmentStatus,
@@ -64,20 +65,6 @@ from sequent.sequences.timeline import build_timeline
 from sequent.users import access
 
 PREVIEW_SAMPLE = 10
-STEP_COUNTS = (
-    "executed",
-    "skipped",
-    "failed",
-    "sent",
-    "delivered",
-    "opened",
-    "opened_raw",
-    "clicked",
-    "clicked_raw",
-    "replied",
-    "bounced",
-    "unsubscribed",
-)
 PERMISSION_LABELS = {
     access.CREATE_SEQUENCES: "Create Sales Sequences",
     access.EDIT_SEQUENCES: "Edit Sales Sequences",

@@ -28,6 +28,9 @@ EMAIL_COUNTS = ("sent", "delivered", "opened", "clicked", "replied", "bounced", 
 EXECUTION_COUNTS = ("executed", "skipped", "failed")
 # Opens and clicks also counted with automated hits (security scanners, image proxies).
 RAW_COUNTS = ("opened_raw", "clicked_raw")
+# Every counter a step keeps, and a sequence's on top of its enrollment counts.
+STEP_COUNTS = EXECUTION_COUNTS + EMAIL_COUNTS + RAW_COUNTS
+SEQUENCE_COUNTS = ("enrolled", "active", "paused", "completed", "exited", *STEP_COUNTS)
 
 
 def refresh_metrics(sequence: Sequence) -> SequenceMetrics:
@@ -70,7 +73,7 @@ def refresh_metrics(sequence: Sequence) -> SequenceMetrics:
 
     totals = {
         name: sum(counts[name] for counts in per_step.values())
-        for name in EMAIL_COUNTS + EXECUTION_COUNTS + RAW_COUNTS
+        for name in STEP_COUNTS
     }
     with transaction.atomic():
         metrics, _ = SequenceMetrics.objects.update_or_create(
@@ -86,7 +89,7 @@ def refresh_metrics(sequence: Sequence) -> SequenceMetrics:
                 **totals,
             },
         )
-        fields = [*EXECUTION_COUNTS, *EMAIL_COUNTS, *RAW_COUNTS]
+        fields = list(STEP_COUNTS)
         StepMetrics.objects.bulk_create(
             [
                 StepMetrics(step_id=pk, refreshed_at=now, **{name: counts[name] for name in fields})

@@ -18,6 +18,7 @@ from ninja import Field, Schema
 from sequent.crm.schemas import StrictIn
 from sequent.lib import clock
 from sequent.sequences import schedule as sched
+from sequent.sequences.metrics import SEQUENCE_COUNTS
 from sequent.sequences.models import Sequence, SequenceMetrics, SequenceStatus
 
 SequenceKindName = Literal["classic", "smart"]
@@ -354,23 +355,4 @@ class MetricsOut(Schema):
 
 def metrics_counts(metrics: SequenceMetrics) -> dict[str, int]:
     """The counters of a sequence's metrics as a plain mapping."""
-    names = (
-        "enrolled",
-        "active",
-        "paused",
-        "completed",
-        "exited",
-        "executed",
-        "skipped",
-        "failed",
-        "sent",
-        "delivered",
-        "opened",
-        "opened_raw",
-        "clicked",
-        "clicked_raw",
-        "replied",
-        "bounced",
-        "unsubscribed",
-    )
-    return {name: getattr(metrics, name) for name in names}
+    return {name: getattr(metrics, name) for name in SEQUENCE_COUNTS}
