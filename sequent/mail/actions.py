@@ -16,6 +16,7 @@ from sequent.crm.models import Activity, Contact, EmailStatus
 from sequent.lib import clock
 from sequent.lib.crypto import CryptoError
 from sequent.mail import smtp, templating
+from sequent.mail.building import LINE_BREAKS
 from sequent.mail.models import (
     PENDING_MESSAGE_STATUSES,
     EmailEvent,
@@ -56,7 +57,6 @@ SMTP_FIELDS = ("smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp
 IMAP_FIELDS = ("imap_host", "imap_port", "imap_security", "imap_username", "imap_password")
 # The statuses a user may set; the paused ones belong to delivery.
 USER_STATUSES = (MailboxStatus.ACTIVE, MailboxStatus.DISABLED)
-_LINE_BREAKS = frozenset("\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 def bulk_set(objs: list[Any], fields: list[str]) -> None:
@@ -104,7 +104,7 @@ def _text(values: dict[str, Any], name: str, limit: int, errors: _Errors, *, one
     value = value.strip()
     if len(value) > limit:
         errors.add(name, f"at most {limit} characters")
-    if one_line and any(char in _LINE_BREAKS for char in value):
+    if one_line and any(char in LINE_BREAKS for char in value):
         errors.add(name, "cannot contain a line break")
     return value
 

@@ -29,7 +29,7 @@ from sequent.lib import clock
 
 # Characters that end a line for str.splitlines() or for SMTP, plus NUL: none may
 # reach a header, or a value could start a header of its own.
-_LINE_BREAKS = frozenset("\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+LINE_BREAKS = frozenset("\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 # "Re:" prefixes a reply should not stack: "Re:", "RE :", "re:" repeated.
 _REPLY_PREFIX = re.compile(r"^(\s*re\s*:\s*)+", re.IGNORECASE)
@@ -84,7 +84,7 @@ class BuildRequest:
 
 
 def _check_header(header: str, value: str) -> str:
-    if any(char in _LINE_BREAKS for char in value):
+    if any(char in LINE_BREAKS for char in value):
         raise MessageBuildError(f"{header}: a header value cannot contain a line break (CR or LF)")
     return value
 
