@@ -46,27 +46,18 @@ def do_complete_task(task: Task, user: Any, *, outcome: str = "", notes: str = "
     with transaction.atomic():
         locked = _locked(task)
         Task.objects.filter(pk=locked.pk).update(status=TaskStatus.DONE, completed_at=now, outcome=outcome)
-        if locked.kind == TaskKind.CALL_REMINDER:
-            do_record_activity(
-                locked.contact,
-                ActivityKind.CALL_OUTGOING,
-                user=user,
-                occurred_at=now,
-                subject=locked.title,
-                body=notes,
-                outcome=outcome,
-                metadata={"task_id": locked.pk},
-            )
-        else:
-            do_record_activity(
-                locked.contact,
-                ActivityKind.TASK,
-                user=user,
-                occurred_at=now,
-                subject=locked.title,
-                body=notes,
-                metadata={"task_id": locked.pk},
-            )
+        # A call reminder records the call (the outcome only a call can have); others a task.
+        kind = ActivityKind.CALL_OUTGOING if locked.kind == TaskKind.CALL_REMINDER else ActivityKind.TASK
+        do_record_activity(
+            locked.contact,
+            kind,
+            user=user,
+            occurred_at=now,
+            subject=locked.title,
+            body=notes,
+            outcome=outcome,
+            metadata={"task_id": locked.pk},
+        )
     task.refresh_from_db()
     return task
 
