@@ -13,10 +13,8 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.management import get_commands
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connections
@@ -152,9 +150,6 @@ class Command(BaseCommand):
         hint = demo_hint()
         # Forked web workers must not share the connection the hint above opened.
         connections.close_all()
-        # Static files are served from the app folders; the collectstatic folder may be
-        # empty, but whitenoise warns at every start when it does not exist.
-        Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 
         children = ChildProcesses()
         commands = child_commands(
