@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from django.db import DatabaseError, close_old_connections
 
 from sequent.lib import clock
+from sequent.mail import delivery, inbound
 from sequent.sequences import processing, runs
+from sequent.sms import sending
 
 log = logging.getLogger(__name__)
 
@@ -121,24 +123,18 @@ class Worker:
         """Deliver one batch of due outbox emails; True if there was one."""
         if not self._mail:
             return False
-        from sequent.mail import delivery
-
         return bool(delivery.deliver_due(self.worker_id))
 
     def handle_sms(self) -> bool:
         """Send the due SMS the workspace's per-second limit allows; True if there were any."""
         if not self._mail:
             return False
-        from sequent.sms import sending
-
         return bool(sending.send_due(self.worker_id))
 
     def handle_inbound(self) -> bool:
         """Read one mailbox whose turn has come (each at most once a minute); True if one was read."""
         if not self._mail:
             return False
-        from sequent.mail import inbound
-
         return bool(inbound.sync_due(self.worker_id))
 
     def handle_finish(self) -> bool:
