@@ -17,4 +17,6 @@ urlpatterns = [
     path("", include("sequent.sequences.urls")),
     path("", include("sequent.mail.urls")),
     path("", include("sequent.sms.urls")),
+    path("", include("sequent.tasks.urls")),
+    path("settings/", include("sequent.users.urls")),
 ]
