@@ -2,7 +2,9 @@
 
 PostgreSQL is used when TEST_DATABASE_URL is set or 127.0.0.1:5432 accepts a
 connection. With SEQUENT_REQUIRE_POSTGRES=1 (CI) a missing PostgreSQL is a failure.
-Extra arguments are passed to pytest.
+The browser tests (sequent/ui_tests) need /usr/bin/chromium: installed here with
+apt-get when missing and running as root; otherwise they skip, loudly, unless
+SEQUENT_REQUIRE_BROWSER=1 (CI) makes them fail. Extra arguments are passed to pytest.
 """
 
 from __future__ import annotations
@@ -17,6 +19,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/test"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def ensure_browser() -> None:
+    """Install Debian's Chromium for the browser tests when missing and allowed to."""
+    if CHROMIUM.exists():
+        return
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        print("Installing chromium for the browser tests (apt-get install -y chromium) ...", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.call(["apt-get", "update", "-qq"], env=env)
+        subprocess.call(["apt-get", "install", "-y", "-qq", "chromium"], env=env)
+    if not CHROMIUM.exists():
+        print("\n" + "!" * 78)
+        print("!!! /usr/bin/chromium is missing: the browser tests (sequent/ui_tests) will be SKIPPED.")
+        print("!!! Install it with `apt-get install -y chromium`, or run `make test` as root.")
+        print("!" * 78 + "\n", flush=True)
 
 
 def postgres_url() -> str | None:
@@ -62,6 +81,7 @@ def run(label: str, database_url: str | None, extra: list[str]) -> dict[str, int
 
 def main() -> int:
     extra = sys.argv[1:]
+    ensure_browser()
     results = {"sqlite": run("sqlite", None, extra)}
     url = postgres_url()
     if url:

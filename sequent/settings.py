@@ -103,6 +103,10 @@ AUTH_USER_MODEL = "users.User"
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
+# Login throttling (sequent/users/throttle.py): failures counted per email and per client IP.
+SEQUENT_LOGIN_WINDOW_SECONDS = envint("SEQUENT_LOGIN_WINDOW_SECONDS", 15 * 60)
+SEQUENT_LOGIN_MAX_FAILURES = envint("SEQUENT_LOGIN_MAX_FAILURES", 5)
+SEQUENT_LOGIN_MAX_FAILURES_PER_IP = envint("SEQUENT_LOGIN_MAX_FAILURES_PER_IP", 20)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -14,6 +14,10 @@ class LoginForm(AuthenticationForm):
         "invalid_login": "Wrong email or password. Passwords are case-sensitive.",
     }
 
-    def clean_username(self) -> str:
+    @staticmethod
+    def normalize_email(value: str) -> str:
         """The email as stored: trimmed and lower-cased."""
-        return (self.cleaned_data.get("username") or "").strip().lower()
+        return (value or "").strip().lower()
+
+    def clean_username(self) -> str:
+        return self.normalize_email(self.cleaned_data.get("username") or "")

@@ -119,3 +119,25 @@ class ApiToken(models.Model):
     @staticmethod
     def hash(token: str) -> str:
         return _hash_token(token)
+
+
+class LoginFailure(models.Model):
+    """One failed log-in, kept for the throttling window (see ``users.throttle``).
+
+    A table rather than a per-process cache, so every web process on every machine
+    counts the same failures.
+    """
+
+    email = models.CharField(max_length=254)
+    ip = models.CharField(max_length=45)
+    at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["email", "at"], name="login_failure_email_at"),
+            models.Index(fields=["ip", "at"], name="login_failure_ip_at"),
+            models.Index(fields=["at"], name="login_failure_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"failed log-in for {self.email} from {self.ip}"
