@@ -201,3 +201,40 @@ def do_bulk_complete(tasks: Iterable[Task], user: Any, *, outcome: str = "") -> 
 def do_bulk_skip(tasks: Iterable[Task]) -> BulkResult:
     """Skip each open task."""
     return _bulk(tasks, do_skip_task)
+
+
+# Kinds a rep may create by hand: an email reminder needs a sequence step's draft.
+MANUAL_KINDS = (TaskKind.FOLLOW_UP, TaskKind.CALL_REMINDER)
+
+
+def do_create_task(
+    owner: Any, contact_id: int, kind: str, title: str, due_at: dt.datetime, *, notes: str = ""
+) -> Task:
+    """Create a follow-up task or call reminder by hand for *owner* (the "New task" form)."""
+    from sequent.crm.models import Contact
+
+    errors: dict[str, list[str]] = {}
+    if kind not in MANUAL_KINDS:
+        errors["kind"] = ["a task made by hand is a follow-up task or a call reminder"]
+    title = (title or "").strip()
+    if not title:
+        errors["title"] = ["a task needs a title"]
+    elif len(title) > 255:
+        errors["title"] = ["at most 255 characters"]
+    if due_at.tzinfo is None:
+        errors["due_at"] = ["give a time with its UTC offset"]
+    contact = Contact.objects.filter(pk=contact_id).first()
+    if contact is None:
+        errors["contact"] = ["no contact has this id"]
+    if errors or contact is None:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        return Task.objects.create(
+            owner=owner,
+            contact=contact,
+            kind=kind,
+            title=title,
+            notes=notes,
+            due_at=due_at,
+            created_at=clock.now(),
+        )
