@@ -1,13 +1,14 @@
-"""Read-only pages of the sequences app: the user's own sequences and one sequence's summary.
+"""The sequence list and one sequence's summary page.
 
 Both need "View Sales Sequences"; without it, and for another user's sequence, they
-answer 404 like the API does.
+answer 404 like the API does. The builder is in ``views_builder``, the performance
+pages in ``views_performance``.
 """
 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, F, FloatField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -15,11 +16,14 @@ from django.shortcuts import render
 from sequent.crm.views import Column, build_listing
 from sequent.sequences.models import (
     EnrollmentStatus,
+    RunSlot,
     Sequence,
     SequenceKind,
     SequenceMetrics,
+    SequenceStatus,
     StepKind,
 )
+from sequent.sequences.views_builder import status_buttons
 from sequent.users import access
 
 ENROLLMENTS_SHOWN = 50
@@ -31,6 +35,7 @@ SEQUENCE_COLUMNS = (
     Column("Enrolled", "enrolled"),
     Column("Active", "active"),
     Column("Reply rate", "reply_rate"),
+    Column("Last run", "last_run"),
 )
 SEQUENCE_ORDERINGS = {
     "name": ("name",),
@@ -38,14 +43,18 @@ SEQUENCE_ORDERINGS = {
     "enrolled": ("enrolled",),
     "active": ("active",),
     "reply_rate": ("reply_rate",),
+    "last_run": ("last_run",),
     "created": ("created_at",),
 }
 
 
 def with_counts(sequences: QuerySet[Sequence]) -> QuerySet[Sequence]:
     """*sequences* annotated with live ``enrolled`` and ``active`` counts and the stored
-    ``reply_rate`` (replied over sent, 0..1; None until a run has sent an email)."""
+    ``reply_rate`` (replied over sent, 0..1; None until a run has sent an email) and
+    ``last_run``, the instant of its latest run (None before the first)."""
+    last_run = RunSlot.objects.filter(sequence=OuterRef("pk")).order_by("-run_at").values("run_at")[:1]
     return sequences.annotate(
+        last_run=Subquery(last_run),
         enrolled=Count("enrollments"),
         active=Count("enrollments", filter=Q(enrollments__status=EnrollmentStatus.ACTIVE)),
         reply_rate=Case(
@@ -71,7 +80,11 @@ def sequence_list(request: HttpRequest) -> HttpResponse:
         default_sort="name",
         search_fields=("name",),
     )
-    return render(request, "sequences/sequence_list.html", {"listing": listing})
+    return render(
+        request,
+        "sequences/sequence_list.html",
+        {"listing": listing, "can_create": access.has_perm(request.user, access.CREATE_SEQUENCES)},
+    )
 
 
 def step_summary(step_kind: str, subject: str, task_title: str, sms_body: str) -> str:
@@ -114,5 +127,8 @@ def sequence_detail(request: HttpRequest, sequence_id: int) -> HttpResponse:
             "steps": rows,
             "enrollments": list(enrollments[:ENROLLMENTS_SHOWN]),
             "enrollment_count": enrollments.count(),
+            "can_edit": access.has_perm(request.user, access.EDIT_SEQUENCES)
+            and sequence.status != SequenceStatus.ARCHIVED,
+            "status_actions": status_buttons(request, sequence),
         },
     )

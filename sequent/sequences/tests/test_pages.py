@@ -76,6 +76,7 @@ def test_it_shows_an_empty_state_without_sequences(signed_in, other_rep):
     body = signed_in.get("/sequences/").content.decode()
 
     assert "You have no sequences yet" in body
+    assert '<a class="button" href="/sequences/new/">Create Sales Sequence</a>' in body
     assert "Bob" not in body
 
 
