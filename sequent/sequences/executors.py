@@ -1,8 +1,8 @@
 """Step executors: one per step kind, each acting on a whole batch of enrollments at once.
 
-An executor writes its rows with ``bulk_create(ignore_conflicts=True)`` on the
-(enrollment, step) unique keys, so a batch processed twice (an expired lease taken over)
-never duplicates a message or a task. It returns, for each enrollment, whether the step
+An executor writes its rows with conflict-ignoring multi-row INSERTs
+(``sequent.sequences.bulk.insert_rows``) on the (enrollment, step) unique keys, so a
+batch processed twice (an expired lease taken over) never duplicates a message or a task. It returns, for each enrollment, whether the step
 was executed or skipped (with the reason a rep reads in the timeline).
 """
 
@@ -16,6 +16,7 @@ from typing import ClassVar, Protocol
 from sequent.lib import clock
 from sequent.mail.message_ids import message_id_domain, new_message_id
 from sequent.mail.models import MessageStatus, OutboundMessage
+from sequent.sequences.bulk import insert_rows
 from sequent.sequences.models import ExecutionStatus, Sequence, Step, StepKind
 from sequent.sms.models import SmsMessage
 from sequent.tasks.models import Task, TaskKind
@@ -76,23 +77,26 @@ class TaskExecutor:
     def execute_batch(self, sequence: Sequence, step: Step, targets: Seq[Target]) -> dict[int, Outcome]:
         """Create one open task per target."""
         template = step.task_title or self.default_titles[step.kind]
-        Task.objects.bulk_create(
-            [
-                Task(
-                    owner_id=sequence.owner_id,
-                    contact_id=t.contact_id,
-                    enrollment_id=t.enrollment_id,
-                    step=step,
-                    kind=TaskKind(step.kind),
-                    title=_title(template, t),
-                    notes=step.task_notes,
-                    due_at=t.due_at,
-                )
-                for t in targets
-            ],
-            ignore_conflicts=True,
+        insert_rows(
+            Task,
+            TASK_COLUMNS,
+            ((t.contact_id, t.enrollment_id, step.pk, None, _title(template, t), t.due_at) for t in targets),
+            fixed=_task_fixed(sequence, step, TaskKind(step.kind)),
         )
         return {t.enrollment_id: EXECUTED for t in targets}
+
+
+TASK_COLUMNS = ("contact_id", "enrollment_id", "step_id", "message_id", "title", "due_at")
+
+
+def _task_fixed(sequence: Sequence, step: Step, kind: TaskKind) -> dict[str, object]:
+    # What every task of one step's batch shares.
+    return {
+        "owner_id": sequence.owner_id,
+        "kind": kind.value,
+        "notes": step.task_notes,
+        "created_at": clock.now(),
+    }
 
 
 def _title(template: str, target: Target) -> str:
@@ -110,29 +114,26 @@ class EmailExecutor:
         outcomes: dict[int, Outcome] = {}
         rows = []
         domain = message_id_domain()
-        now = clock.now()
         for t in targets:
             refusal = _email_refusal(t)
             if refusal:
                 outcomes[t.enrollment_id] = Outcome(ExecutionStatus.SKIPPED, refusal)
                 continue
             outcomes[t.enrollment_id] = EXECUTED
-            rows.append(
-                OutboundMessage(
-                    enrollment_id=t.enrollment_id,
-                    step=step,
-                    sequence=sequence,
-                    contact_id=t.contact_id,
-                    owner_id=sequence.owner_id,
-                    mailbox_id=sequence.mailbox_id,
-                    to_email=t.email,
-                    status=self.status,
-                    message_id=new_message_id(domain),
-                    created_at=now,
-                    not_before=t.due_at,
-                )
-            )
-        OutboundMessage.objects.bulk_create(rows, ignore_conflicts=True)
+            rows.append((t.enrollment_id, t.contact_id, t.email, new_message_id(domain), t.due_at))
+        insert_rows(
+            OutboundMessage,
+            ("enrollment_id", "contact_id", "to_email", "message_id", "not_before"),
+            rows,
+            fixed={
+                "step_id": step.pk,
+                "sequence_id": sequence.pk,
+                "owner_id": sequence.owner_id,
+                "mailbox_id": sequence.mailbox_id,
+                "status": self.status.value,
+                "created_at": clock.now(),
+            },
+        )
         return outcomes
 
 
@@ -152,22 +153,21 @@ class EmailReminderExecutor(EmailExecutor):
             ).values_list("enrollment_id", "id")
         )
         template = step.task_title or "Personalise and send the email to {name}"
-        Task.objects.bulk_create(
-            [
-                Task(
-                    owner_id=sequence.owner_id,
-                    contact_id=t.contact_id,
-                    enrollment_id=t.enrollment_id,
-                    step=step,
-                    message_id=message_ids.get(t.enrollment_id),
-                    kind=TaskKind.EMAIL_REMINDER,
-                    title=_title(template, t),
-                    notes=step.task_notes,
-                    due_at=t.due_at,
+        insert_rows(
+            Task,
+            TASK_COLUMNS,
+            (
+                (
+                    t.contact_id,
+                    t.enrollment_id,
+                    step.pk,
+                    message_ids.get(t.enrollment_id),
+                    _title(template, t),
+                    t.due_at,
                 )
                 for t in drafted
-            ],
-            ignore_conflicts=True,
+            ),
+            fixed=_task_fixed(sequence, step, TaskKind.EMAIL_REMINDER),
         )
         return outcomes
 
@@ -187,18 +187,18 @@ class SmsExecutor:
                 outcomes[t.enrollment_id] = Outcome(ExecutionStatus.SKIPPED, "contact opted out of SMS")
                 continue
             outcomes[t.enrollment_id] = EXECUTED
-            rows.append(
-                SmsMessage(
-                    enrollment_id=t.enrollment_id,
-                    step=step,
-                    contact_id=t.contact_id,
-                    owner_id=sequence.owner_id,
-                    to_number=t.mobile,
-                    body=step.sms_body,
-                    not_before=t.due_at,
-                )
-            )
-        SmsMessage.objects.bulk_create(rows, ignore_conflicts=True)
+            rows.append((t.enrollment_id, t.contact_id, t.mobile, t.due_at))
+        insert_rows(
+            SmsMessage,
+            ("enrollment_id", "contact_id", "to_number", "not_before"),
+            rows,
+            fixed={
+                "step_id": step.pk,
+                "owner_id": sequence.owner_id,
+                "body": step.sms_body,
+                "created_at": clock.now(),
+            },
+        )
         return outcomes
 
 

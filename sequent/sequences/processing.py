@@ -3,8 +3,8 @@
 Claiming: on PostgreSQL ``SELECT ... FOR UPDATE SKIP LOCKED`` then an UPDATE of the
 lease; on SQLite a conditional UPDATE inside the IMMEDIATE transaction. An expired
 lease is claimable again. Processing a batch costs a handful of queries per step,
-whatever the batch size, and writes with ``ignore_conflicts`` on the unique keys, so a
-batch taken over after a crash never duplicates anything.
+whatever the batch size, and writes with ``ON CONFLICT DO NOTHING`` on the unique keys
+(``sequent.sequences.bulk``), so a batch taken over after a crash never duplicates anything.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from sequent.crm.models import RECORD_CONTACT, Contact, EmailStatus
 from sequent.lib import clock
 from sequent.mail.models import EmailEvent
 from sequent.sequences import selection
+from sequent.sequences.bulk import insert_rows
 from sequent.sequences.executors import Outcome, Target, executor_for
 from sequent.sequences.models import (
     Enrollment,
@@ -175,7 +176,7 @@ def _run_steps(sequence: Sequence, rows: list[dict], now: dt.datetime) -> list[i
             facts[enrollment_id].activity.add((step_id, kind))
 
     to_execute: dict[int, list[int]] = defaultdict(list)
-    records: list[StepExecution] = []
+    records: list[tuple[int, int, str, str, dt.date]] = []
     due_at = {r["pk"]: r["next_due_at"] or now for r in rows}
     run_date = {r["pk"]: r["last_run_date"] for r in rows}
     for row in rows:
@@ -198,25 +199,30 @@ def _run_steps(sequence: Sequence, rows: list[dict], now: dt.datetime) -> list[i
             continue
         outcomes = _execute(sequence, steps[plan.id], [targets[pk] for pk in to_execute[plan.id]])
         records.extend(_record(pk, plan.id, outcome, run_date, now) for pk, outcome in outcomes.items())
-    StepExecution.objects.bulk_create(records, ignore_conflicts=True)
+    insert_rows(
+        StepExecution,
+        ("enrollment_id", "step_id", "status", "reason", "run_date"),
+        records,
+        fixed={"executed_at": now},
+    )
 
     if not (sequence.exit_on_all_steps and plans):
         return []
-    for record in records:
-        facts[record.enrollment_id].done.add(record.step_id)
+    for enrollment_id, step_id, *_ in records:
+        facts[enrollment_id].done.add(step_id)
     return [pk for pk, f in facts.items() if selection.is_finished(plans, f.done)]
 
 
 def _record(
     enrollment_id: int, step_id: int, outcome: Outcome, run_date: dict[int, dt.date | None], now: dt.datetime
-) -> StepExecution:
-    return StepExecution(
-        enrollment_id=enrollment_id,
-        step_id=step_id,
-        status=outcome.status,
-        reason=outcome.reason,
-        run_date=run_date[enrollment_id] or now.date(),
-        executed_at=now,
+) -> tuple[int, int, str, str, dt.date]:
+    # A StepExecution row: enrollment_id, step_id, status, reason, run_date.
+    return (
+        enrollment_id,
+        step_id,
+        str(outcome.status),
+        outcome.reason,
+        run_date[enrollment_id] or now.date(),
     )
 
 
