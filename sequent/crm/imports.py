@@ -31,7 +31,7 @@ from django.db import connections, transaction
 from django.db.models import F, Model, Q, QuerySet
 from django.db.models.functions import Coalesce, Lower
 
-from sequent.crm import importer
+from sequent.crm import exports, importer
 from sequent.crm.importer import AccountRef, BadRow, RecordRow
 from sequent.crm.models import (
     RECORD_ACCOUNT,
@@ -785,11 +785,12 @@ def write_error_csv(job: ImportJob, out: IO[str]) -> int:
 
 
 def iter_error_csv(job: ImportJob) -> Iterator[str]:
-    """The bad rows as CSV text, a chunk at a time (for a streaming download)."""
+    """The bad rows as CSV text, a chunk at a time (for a streaming download), neutralised
+    so a spreadsheet never runs a cell as a formula."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     for index, record in enumerate(error_rows(job)):
-        writer.writerow(record)
+        writer.writerow([exports.neutralise(cell) for cell in record])
         if index % 500 == 0 or buffer.tell() > 64 * 1024:
             yield buffer.getvalue()
             buffer.seek(0)

@@ -691,3 +691,29 @@ def do_log_activity(
             body=body or "",
             outcome=outcome,
         )
+
+
+# --- bulk changes -------------------------------------------------------------------------
+
+
+def do_tag_contacts(contact_ids: Iterable[int], name: str) -> int:
+    """Add the tag *name* (created when missing, matched in any case) to the contacts
+    *contact_ids*; returns how many contacts did not have it yet. Set-based: one insert."""
+    errors: dict[str, str] = {}
+    names = clean_tag_names([name], errors)
+    if not names and "tags" not in errors:
+        errors["tag"] = "a tag needs a name"
+    elif "tags" in errors:
+        errors["tag"] = errors.pop("tags")
+    _raise_if(errors)
+    ids = list(dict.fromkeys(contact_ids))
+    with transaction.atomic():
+        tag = _tags_by_name(names)[0]
+        through = Contact.tags.through
+        ids = list(Contact.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        before = through.objects.filter(tag=tag, contact_id__in=ids).count()
+        through.objects.bulk_create(
+            [through(contact_id=pk, tag_id=tag.pk) for pk in ids], ignore_conflicts=True
+        )
+        Contact.objects.filter(pk__in=ids).update(updated_at=clock.now())
+        return len(ids) - before
