@@ -21,6 +21,7 @@ from sequent.crm.conditions import ConditionError, validate_conditions
 from sequent.crm.fields import normalize_email
 from sequent.crm.models import RECORD_CONTACT, RECORD_TYPES, Contact, SavedView
 from sequent.lib import clock
+from sequent.mail.building import LINE_BREAKS
 from sequent.mail.models import EmailTemplate, Mailbox
 from sequent.sequences import schedule as sched
 from sequent.sequences.exits import exit_enrollments
@@ -357,6 +358,8 @@ def _clean_step(sequence: Sequence, values: dict[str, Any], current: Step | None
             clean[field] = str(values[field] or "")
             if len(clean[field]) > limit:
                 errors.add(field, f"at most {limit} characters")
+            elif any(char in LINE_BREAKS for char in clean[field]):
+                errors.add(field, "must be one line (no line break)")
     for field in ("body", "task_notes", "sms_body"):
         if field in values:
             clean[field] = str(values[field] or "")

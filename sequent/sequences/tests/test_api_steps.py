@@ -111,3 +111,15 @@ def test_it_reorders_steps(api, sequence):
     missing = api.post(f"sequences/{sequence.pk}/steps/reorder", {"step_ids": [third.pk, first.pk]})
     assert set(errors_of(missing)) == {"step_ids"}
     assert list(Step.objects.live().values_list("pk", flat=True)) == [third.pk, first.pk, second.pk]
+
+
+@pytest.mark.parametrize("field", ["subject", "task_title"])
+def test_it_refuses_a_line_break_in_a_one_line_field(api, sequence, field):
+    kind = "email" if field == "subject" else "follow_up"
+    response = api.post(
+        f"sequences/{sequence.pk}/steps",
+        {"kind": kind, "subject": "Hello", "task_title": "Call", field: "Hello\r\nBcc: all@example.com"},
+    )
+    assert response.status_code == 422
+    assert errors_of(response) == {field: "must be one line (no line break)"}
+    assert not Step.objects.filter(sequence=sequence).exists()
