@@ -1,0 +1,1 @@
+"""Reliability suites: crashes, concurrency, mail and clock faults, bad input."""
