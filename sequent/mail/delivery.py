@@ -689,22 +689,19 @@ def _prepare(batch: _Batch, message: OutboundMessage, parent: _Parent | str | No
         unsubscribe_url=unsubscribe_url,
     )
     try:
-        built = building.build_message(request)
-        data = building.to_bytes(built)
-        envelope_from = building.envelope_sender(request)
-        recipients = building.envelope_recipients(request)
+        built = building.build(request)
     except building.MessageBuildError as exc:
         _finish(batch, message, MessageStatus.FAILED, Reason.BUILD, str(exc))
         return
-    message.subject = str(built["Subject"])
+    message.subject = built.subject
     message.body = html
     message.to_email = to_address
     message.from_email = mailbox.email_address
-    message.in_reply_to = str(built["In-Reply-To"] or "")
-    message.thread_references = str(built["References"] or "")
+    message.in_reply_to = built.in_reply_to
+    message.thread_references = built.references
     if track_clicks:
         batch.links.extend(TrackedLink(message_id=message.pk, index=i, url=url) for i, url in enumerate(urls))
-    batch.prepared.append(Prepared(message, data, envelope_from, recipients))
+    batch.prepared.append(Prepared(message, built.data, built.envelope_from, built.recipients))
 
 
 _RENDERED_FIELDS = ["subject", "body", "to_email", "from_email", "in_reply_to", "thread_references"]

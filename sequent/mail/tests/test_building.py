@@ -10,6 +10,7 @@ from sequent.mail.building import (
     BuildRequest,
     Mailbox,
     MessageBuildError,
+    build,
     build_message,
     envelope_recipients,
     envelope_sender,
@@ -253,3 +254,62 @@ def test_it_keeps_a_long_unsubscribe_url_as_plain_text_on_the_wire(sent):
     _msg, raw, _ = sent(request(unsubscribe_url=url))
     assert f"List-Unsubscribe: <{url}>\r\n".encode() in raw
     assert b"=?utf-8?" not in raw.split(b"\r\n\r\n", 1)[0].split(b"List-Unsubscribe:", 1)[1].split(b"\r\n")[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "subject"),
+    [
+        ("Dana Lee", "Quick question"),
+        ("Søren Ærø", "Årets tilbud: 20 % på alt"),
+        ("Lee, Dana", "Re: your order (#1234); “quoted”"),
+        ('Dana "DJ" Lee', "100% =?not encoded"),
+        ("李 小龍", "会議の件について " * 12),
+        ("O'Brien-Smith", "word " * 220),
+        ("Dana\tLee", "tab\tinside"),
+        ("", "x" * 1200),
+    ],
+)
+def test_it_writes_headers_every_mail_reader_decodes_to_the_same_text(sent, name, subject):
+    # Plain ASCII headers are written directly, the rest by the email package; either way a
+    # reader decodes exactly what was asked for, on lines within 998 octets, 7-bit.
+    req = request(to=[Mailbox("dana@client.test", name)], subject=subject)
+    msg, raw, _ = sent(req)
+    assert msg["Subject"] == subject.strip()
+    assert msg["To"].addresses[0].display_name == name.replace("\t", " ")
+    assert msg["To"].addresses[0].addr_spec == "dana@client.test"
+    assert raw.isascii()
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+
+
+def test_it_writes_plain_headers_as_they_are():
+    data = build(request(subject="Quick question", unsubscribe_url="https://app.acme.test/u/x")).data
+    head = data.split(b"\r\n\r\n", 1)[0].decode()
+    assert "\r\nTo: Dana Lee <dana@client.test>\r\n" in head
+    assert "\r\nSubject: Quick question\r\n" in head
+    assert "\r\nList-Unsubscribe: <https://app.acme.test/u/x>\r\n" in head
+
+
+def test_it_round_trips_any_body_through_quoted_printable(sent):
+    html = "<p>a=b  </p><p>.</p><p>tab\there é 😀 " + "long " * 60 + "</p><pre>\r\n lone\rcr </pre>"
+    msg, raw, _ = sent(request(html=html))
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    assert max(len(line) for line in body.split(b"\r\n")) <= 78
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    # The parser keeps the wire's CRLF; a reader shows line breaks either way.
+    text = msg.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+    sent_html = msg.get_body(preferencelist=("html",)).get_content()
+    assert text == html_to_text(html).replace("\r\n", "\n").replace("\r", "\n")
+    assert "a=b" in sent_html and "😀" in sent_html and "long " * 60 in sent_html
+
+
+def test_it_uses_a_new_boundary_for_each_message():
+    first = build_message(request())
+    second = build_message(request())
+    assert first.get_boundary() != second.get_boundary()
+    assert [part.get_content_type() for part in first.iter_parts()] == ["text/plain", "text/html"]
+
+
+@pytest.mark.parametrize("name", ["Dana\r\nBcc: x@evil.test", "Søren\nX: 1", "Dana\x00"])
+def test_it_refuses_a_line_break_in_a_non_ascii_or_plain_name(name):
+    with pytest.raises(MessageBuildError, match=r"^To: "):
+        build(request(to=[Mailbox("dana@client.test", name)]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 
 import pytest
@@ -10,11 +11,12 @@ from django.test import Client
 
 from sequent.crm.models import Activity, ActivityKind, LastContactedMode
 from sequent.lib import clock
-from sequent.mail import tokens
+from sequent.mail import tokens, tracking
 from sequent.mail.delivery import deliver_due
 from sequent.mail.models import EmailEvent, EmailEventKind
 from sequent.mail.tests.conftest import NOW, parse
 from sequent.mail.tracking import PIXEL_GIF, email_counts, looks_automated
+from sequent.mail.tracking_wsgi import with_tracking
 from sequent.sequences.models import EnrollmentStatus
 
 pytestmark = pytest.mark.usefixtures("delivery_env")
@@ -169,3 +171,83 @@ def test_it_never_changes_the_enrollment_on_an_open_or_click(sent):
 )
 def test_it_tells_automated_hits_from_people(method, agent, seconds, automated):
     assert looks_automated(method, agent, dt.timedelta(seconds=seconds)) is automated
+
+
+def test_it_stores_hits_that_arrive_together_as_if_one_by_one(sent):
+    # Under load the hits of many requests are written in one transaction (group commit):
+    # the firsts, the implied open and the per-minute dedupe hold within a group too.
+    row, _, _ = sent
+    message = tracking._message(row.pk)
+    now = NOW + dt.timedelta(hours=2)
+    meta = {"user_agent": BROWSER, "method": "GET"}
+
+    def hit(kind, suffix="", automated=False):
+        return tracking._Hit(message, kind, suffix, automated, meta, now)
+
+    tracking._write(
+        [
+            hit(EmailEventKind.CLICKED, ":0"),
+            hit(EmailEventKind.OPENED),
+            hit(EmailEventKind.OPENED, automated=True),
+            hit(EmailEventKind.CLICKED, ":1"),
+        ]
+    )
+    assert events(row, EmailEventKind.CLICKED) == [False, False]
+    assert events(row, EmailEventKind.OPENED) == [False, True]
+    kinds = Activity.objects.filter(contact=row.contact).values_list("kind", flat=True)
+    assert sorted(k for k in kinds if k != ActivityKind.EMAIL_SENT) == [
+        ActivityKind.EMAIL_CLICKED,
+        ActivityKind.EMAIL_OPENED,
+    ]
+
+
+def _call(app, path, method="GET"):
+    answered = {}
+
+    def start_response(status, headers):
+        answered["status"], answered["headers"] = status, dict(headers)
+
+    body = b"".join(
+        app(
+            {
+                "REQUEST_METHOD": method,
+                "PATH_INFO": path,
+                "QUERY_STRING": "",
+                "SERVER_NAME": "sequent.example.com",
+                "SERVER_PORT": "443",
+                "HTTP_USER_AGENT": BROWSER,
+                "wsgi.url_scheme": "https",
+                "wsgi.input": io.BytesIO(),
+            },
+            start_response,
+        )
+    )
+    return answered["status"], answered["headers"], body
+
+
+def test_it_answers_tracking_paths_in_front_of_django_and_passes_the_rest(sent):
+    row, pixel, clicks = sent
+    clock.set_now(NOW + dt.timedelta(hours=2))
+    passed = []
+
+    def django_app(environ, start_response):
+        passed.append(environ["PATH_INFO"])
+        start_response("200 OK", [])
+        return [b"django"]
+
+    app = with_tracking(django_app)
+    status, headers, body = _call(app, pixel)
+    assert (status, headers["Content-Type"], body) == ("200 OK", "image/gif", PIXEL_GIF)
+    assert "no-store" in headers["Cache-Control"] and headers["Content-Length"] == str(len(PIXEL_GIF))
+    status, headers, body = _call(app, clicks[1])
+    assert (status, headers["Location"]) == ("302 Found", "https://www.example.com/pricing")
+    status, headers, body = _call(app, clicks[0], method="HEAD")
+    assert (status, body) == ("302 Found", b"")
+    status, _, body = _call(app, "/t/c/not-a-token")
+    assert status == "404 Not Found" and b"not valid" in body
+    status, _, _ = _call(app, pixel, method="POST")
+    assert status.startswith("405")
+    assert _call(app, "/t/o/")[2] == b"django" and _call(app, "/contacts/")[2] == b"django"
+    assert passed == ["/t/o/", "/contacts/"]
+    assert events(row, EmailEventKind.OPENED) == [False]
+    assert events(row, EmailEventKind.CLICKED) == [False, True]

@@ -82,9 +82,10 @@ class SequentServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Callable[..., Any]:
+        from sequent.mail.tracking_wsgi import with_tracking
         from sequent.wsgi import application
 
-        return application
+        return with_tracking(application)
 
 
 def demo_hint() -> str:
@@ -132,7 +133,9 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
         parser.add_argument("--workers", type=int, default=2, help="web worker processes (default 2)")
-        parser.add_argument("--threads", type=int, default=4, help="threads per web worker (default 4)")
+        # Threads mostly wait on the database; more of them let tracking hits be stored in
+        # larger groups (sequent/mail/tracking.py). Measured on 2 cores: 8 beat 4 by about half.
+        parser.add_argument("--threads", type=int, default=8, help="threads per web worker (default 8)")
         parser.add_argument(
             "--no-worker", action="store_true", help="do not start the background worker beside the web app"
         )
