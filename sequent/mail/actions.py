@@ -14,6 +14,7 @@ from sequent.crm.actions import contact_field_changes
 from sequent.crm.fields import normalize_email
 from sequent.crm.models import Activity, Contact, EmailStatus
 from sequent.lib import clock
+from sequent.lib.bulk import insert_rows
 from sequent.lib.crypto import CryptoError
 from sequent.mail import smtp, templating
 from sequent.mail.building import LINE_BREAKS
@@ -472,19 +473,14 @@ def do_record_email_activities(items: list[EmailActivity]) -> None:
             .only("pk", *tracked)
             .order_by("pk")
         }
-        Activity.objects.bulk_create(
+        insert_rows(
+            Activity,
+            ["contact_id", "user_id", "kind", "occurred_at", "subject", "metadata"],
             [
-                Activity(
-                    contact_id=item.contact_id,
-                    user_id=item.user_id,
-                    kind=item.kind,
-                    occurred_at=item.occurred_at,
-                    subject=item.subject[:255],
-                    metadata=item.metadata,
-                )
+                (item.contact_id, item.user_id, item.kind, item.occurred_at, item.subject[:255], item.metadata)
                 for item in items
                 if item.contact_id in contacts
-            ]
+            ],
         )
         changed: dict[int, Contact] = {}
         now = clock.now()

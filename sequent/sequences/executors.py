@@ -1,7 +1,7 @@
 """Step executors: one per step kind, each acting on a whole batch of enrollments at once.
 
 An executor writes its rows with conflict-ignoring multi-row INSERTs
-(``sequent.sequences.bulk.insert_rows``) on the (enrollment, step) unique keys, so a
+(``sequent.lib.bulk.insert_rows``) on the (enrollment, step) unique keys, so a
 batch processed twice (an expired lease taken over) never duplicates a message or a task. It returns, for each enrollment, whether the step
 was executed or skipped (with the reason a rep reads in the timeline).
 """
@@ -16,7 +16,7 @@ from typing import ClassVar, Protocol
 from sequent.lib import clock
 from sequent.mail.message_ids import message_id_domain, new_message_id
 from sequent.mail.models import MessageStatus, OutboundMessage
-from sequent.sequences.bulk import insert_rows
+from sequent.lib.bulk import insert_rows
 from sequent.sequences.models import ExecutionStatus, Sequence, Step, StepKind
 from sequent.sms.models import SmsMessage
 from sequent.tasks.models import Task, TaskKind

@@ -4,7 +4,7 @@ Claiming: on PostgreSQL ``SELECT ... FOR UPDATE SKIP LOCKED`` then an UPDATE of 
 lease; on SQLite a conditional UPDATE inside the IMMEDIATE transaction. An expired
 lease is claimable again. Processing a batch costs a handful of queries per step,
 whatever the batch size, and writes with ``ON CONFLICT DO NOTHING`` on the unique keys
-(``sequent.sequences.bulk``), so a batch taken over after a crash never duplicates anything.
+(``sequent.lib.bulk``), so a batch taken over after a crash never duplicates anything.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sequent.crm.models import RECORD_CONTACT, Contact, EmailStatus
 from sequent.lib import clock
 from sequent.mail.models import EmailEvent
 from sequent.sequences import selection
-from sequent.sequences.bulk import insert_rows
+from sequent.lib.bulk import insert_rows
 from sequent.sequences.executors import Outcome, Target, executor_for
 from sequent.sequences.models import (
     Enrollment,

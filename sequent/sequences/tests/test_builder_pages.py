@@ -49,9 +49,13 @@ def settings_post(**changes):
 
 
 def error_after(body: str, name: str) -> str:
-    """The error paragraph of the field called *name*."""
-    match = re.search(rf'id="id_{name}-error">([^<]+)<', body)
-    return match[1] if match else ""
+    """The error inside the form field of the control *name*, named by its aria-describedby."""
+    field = r'<div class="field has-error">((?:(?!<div class="field).)*?name="{}"(?:(?!<div class="field).)*)'
+    block = re.search(field.format(name), body, re.S)
+    if not block or not re.search(rf'aria-describedby="[^"]*\bid_{name}_error\b', block[1]):
+        return ""
+    error = re.search(rf'<p class="field-error" id="id_{name}_error">([^<]+)</p>', block[1])
+    return error[1] if error else ""
 
 
 def test_it_creates_a_sequence_from_the_builder(signed_in, rep, make_contact):

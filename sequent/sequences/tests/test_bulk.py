@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from sequent.sequences.bulk import insert_rows
+from sequent.lib.bulk import insert_rows
 from sequent.sequences.models import Enrollment, StepExecution
 from sequent.sequences.tests.conftest import at
 from sequent.tasks.models import Task, TaskKind, TaskStatus

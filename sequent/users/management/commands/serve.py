@@ -82,10 +82,9 @@ class SequentServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Callable[..., Any]:
-        from sequent.mail.tracking_wsgi import with_tracking
-        from sequent.wsgi import application
+        from sequent.wsgi import application  # tracking front included
 
-        return with_tracking(application)
+        return application
 
 
 def demo_hint() -> str:
