@@ -167,11 +167,15 @@ def _due(now: dt.datetime) -> QuerySet[OutboundMessage]:
 
 
 def recover_stale(now: dt.datetime) -> int:
-    """Rows left ``sending`` by a worker whose lease expired become ``uncertain``: the
-    message may have left, so it is never resent blindly (the inbound issue reconciles
-    it through the Sent folder). Returns how many."""
+    """Rows left ``sending`` by a worker whose lease expired: those never handed to SMTP
+    are queued again; the others become ``uncertain``: the message may have left, so it
+    is never resent blindly (reconciled through the Sent folder). Returns how many."""
+    stale = OutboundMessage.objects.filter(status=MessageStatus.SENDING, lease_until__lt=now)
     with transaction.atomic():
-        return OutboundMessage.objects.filter(status=MessageStatus.SENDING, lease_until__lt=now).update(
+        requeued = stale.filter(handed_at__isnull=True).update(
+            status=MessageStatus.QUEUED, claimed_by="", lease_until=None
+        )
+        return requeued + stale.update(
             status=MessageStatus.UNCERTAIN,
             reason_code=Reason.STALE,
             last_error="the worker sending it stopped before recording the result; it may have been "
@@ -365,7 +369,7 @@ def claim(
             token = f"{worker_id[:40]}/{uuid.uuid4().hex[:16]}"
             until = now + lease
             OutboundMessage.objects.filter(pk__in=taken, status__in=DUE_STATUSES).update(
-                status=MessageStatus.SENDING, claimed_by=token, lease_until=until
+                status=MessageStatus.SENDING, claimed_by=token, lease_until=until, handed_at=None
             )
             ids = list(
                 OutboundMessage.objects.filter(pk__in=taken, claimed_by=token).values_list("pk", flat=True)
@@ -792,6 +796,10 @@ def _send_all(batch: _Batch) -> None:
             try:
                 if conn is None:
                     conn = smtp.open_connection(settings_)
+                # Committed before DATA: after a crash, only rows without it are sent again.
+                OutboundMessage.objects.filter(pk=message.pk, claimed_by=batch.claim.token).update(
+                    handed_at=batch.now
+                )
                 result = smtp.send(conn, item.envelope_from, item.recipients, item.data)
             except smtp.AuthFailure as exc:
                 conn = None

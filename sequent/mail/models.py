@@ -142,6 +142,9 @@ class OutboundMessage(models.Model):
     # a row still "sending" after its lease expired may have left: it becomes uncertain.
     claimed_by = models.CharField(max_length=64, blank=True, default="")
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Committed just before the message is handed to SMTP under the current claim: a stale
+    # "sending" row without it never reached a server and can safely be queued again.
+    handed_at = models.DateTimeField(null=True, blank=True)
     first_attempt_at = models.DateTimeField(null=True, blank=True)
     # Why the row is deferred, cancelled or failed, as a code (DeliveryReason); last_error has the words.
     reason_code = models.CharField(max_length=32, blank=True, default="")

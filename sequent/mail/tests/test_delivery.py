@@ -354,7 +354,10 @@ def test_it_marks_a_row_left_sending_by_a_dead_worker_uncertain_and_never_resend
     sequence, (step,) = make_sequence([{}], mailbox=make_mailbox(host, port))
     row = queue(sequence, step, make_contact())
     OutboundMessage.objects.filter(pk=row.pk).update(
-        status=MessageStatus.SENDING, claimed_by="dead/1", lease_until=NOW + dt.timedelta(minutes=15)
+        status=MessageStatus.SENDING,
+        claimed_by="dead/1",
+        lease_until=NOW + dt.timedelta(minutes=15),
+        handed_at=NOW,  # the dead worker had started handing it to SMTP
     )
     assert deliver_due("w1") is False  # the lease still runs: nobody touches it
     clock.set_now(NOW + dt.timedelta(minutes=16))
@@ -364,6 +367,25 @@ def test_it_marks_a_row_left_sending_by_a_dead_worker_uncertain_and_never_resend
     clock.set_now(NOW + dt.timedelta(days=2))
     send_all()
     assert handler.received == []
+
+
+def test_it_queues_again_a_row_a_dead_worker_claimed_but_never_handed_to_smtp(
+    recorder, make_mailbox, make_sequence, make_contact, queue
+):
+    handler, host, port = recorder
+    sequence, (step,) = make_sequence([{}], mailbox=make_mailbox(host, port))
+    row = queue(sequence, step, make_contact())
+    OutboundMessage.objects.filter(pk=row.pk).update(
+        status=MessageStatus.SENDING, claimed_by="dead/1", lease_until=NOW + dt.timedelta(minutes=15)
+    )
+    clock.set_now(NOW + dt.timedelta(minutes=16))
+    assert recover_stale(clock.now()) == 1
+    row.refresh_from_db()
+    assert row.status == MessageStatus.QUEUED
+    send_all()
+    assert len(handler.received) == 1
+    row.refresh_from_db()
+    assert row.status == MessageStatus.SENT
 
 
 def test_it_sends_what_a_sequence_run_queued_with_sequent_send_due(recorder, make_mailbox, make_contact, rep):

@@ -63,6 +63,7 @@ def die_after_smtp(outbox: dict, *, filed_in_sent: bool) -> OutboundMessage:
     message["Message-ID"] = row.message_id
     message.set_content("Hi there")
     raw = message.as_bytes(policy=SMTP)
+    OutboundMessage.objects.filter(pk=row.pk).update(handed_at=clock.now())  # as the sender does
     with smtplib.SMTP(*outbox["smtp"]) as conn:
         conn.sendmail("alice@acme.example", [row.to_email], raw)
     if filed_in_sent:
