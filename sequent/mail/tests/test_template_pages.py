@@ -5,6 +5,7 @@ another rep's template answering 404."""
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 from django.test import Client
@@ -30,6 +31,16 @@ def dana(db):
 
 def text(response) -> str:
     return html.unescape(response.content.decode())
+
+
+def field_error(body: str, name: str) -> str:
+    """The error inside the form field of the control *name*, named by its aria-describedby."""
+    field = r'<div class="field has-error">((?:(?!<div class="field).)*?name="{}"(?:(?!<div class="field).)*)'
+    block = re.search(field.format(name), body, re.S)
+    if not block or not re.search(rf'aria-describedby="[^"]*\bid_{name}_error\b', block[1]):
+        return ""
+    error = re.search(rf'<p class="field-error" id="id_{name}_error">(.*?)</p>', block[1], re.S)
+    return error[1] if error else ""
 
 
 def test_it_lists_only_the_users_own_templates(rep, other_rep, client_for):
@@ -84,9 +95,9 @@ def test_it_shows_each_refusal_next_to_its_field(rep, client_for):
 
     assert page.status_code == 422
     body = text(page)
-    assert 'id="id_name_errors"' in body and "you already have a template with this name" in body
-    assert 'id="id_subject_errors"' in body and "syntax error" in body
-    assert 'id="id_body_errors"' in body and "nobody is not a known placeholder" in body
+    assert "you already have a template with this name" in field_error(body, "name")
+    assert "syntax error" in field_error(body, "subject")
+    assert "nobody is not a known placeholder" in field_error(body, "body")
     assert EmailTemplate.objects.filter(owner=rep).count() == 1
 
 

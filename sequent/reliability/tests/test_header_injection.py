@@ -138,11 +138,19 @@ def test_it_fails_a_stored_cc_bcc_or_reply_to_with_a_line_break(sender, make_con
     assert handler.received == []
 
 
-def test_it_fails_a_typed_subject_with_a_line_break(sender, make_contact, queue):
-    # The step editor accepts it; what is sent has the line break folded away.
+def test_it_refuses_a_typed_subject_with_a_line_break(sender):
+    _, make = sender
+    _, _, step = make()
+    with pytest.raises(ValidationError) as caught:
+        sequence_actions.do_update_step(step, subject="Hello\r\nBcc: victim@evil.example")
+    assert "must be one line" in str(caught.value)
+
+
+def test_it_never_lets_a_stored_subject_with_a_line_break_add_a_header(sender, make_contact, queue):
+    # A subject saved before the editor refused line breaks: the send folds it away or fails.
     handler, make = sender
     _, sequence, step = make()
-    sequence_actions.do_update_step(step, subject="Hello\r\nBcc: victim@evil.example")
+    Step.objects.filter(pk=step.pk).update(subject="Hello\r\nBcc: victim@evil.example")
     row = queue(sequence, step, make_contact())
 
     send_all()
