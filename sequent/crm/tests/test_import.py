@@ -372,3 +372,15 @@ def test_it_refuses_an_unknown_owner_or_option_on_the_command_line(rep, tmp_path
     with pytest.raises(CommandError, match=r"file: .* is not a readable file"):
         call_command("import", "contacts", str(tmp_path / "missing.csv"), "--owner", rep.email)
     assert ImportJob.objects.count() == 0
+
+
+def test_it_neutralises_formula_cells_in_the_command_line_bad_rows_file(rep, tmp_path):
+    path = write(tmp_path, "Email,First Name\nnot-an-email,=HYPERLINK(\"http://x\")\n")
+    report = tmp_path / "bad.csv"
+
+    call_command("import", "contacts", str(path), "--owner", rep.email, "--errors-csv", str(report))
+
+    lines = report.read_text().splitlines()
+    assert len(lines) == 2
+    assert "'=HYPERLINK" in lines[1]
+    assert ",=HYPERLINK" not in lines[1]
