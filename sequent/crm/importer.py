@@ -660,10 +660,15 @@ class RowParser:
 def row_text(cells: Sequence[str]) -> str:
     """The cells of a row as one CSV record (comma-separated, quoted where needed)."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(cells)
-    return buffer.getvalue()
+    # With the default line terminator the writer quotes cells holding CR or LF; the
+    # terminator itself is then cut off.
+    csv.writer(buffer).writerow(cells)
+    return buffer.getvalue().removesuffix("\r\n")
 
 
 def row_cells(text: str) -> list[str]:
     """The cells of a row stored with ``row_text``."""
-    return next(csv.reader(io.StringIO(text)), [])
+    try:
+        return next(csv.reader(io.StringIO(text, newline="")), [])
+    except csv.Error:  # stored unquoted with a bare CR, before such cells were quoted
+        return text.split(",")
