@@ -13,7 +13,8 @@ from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import ValidationError as NinjaValidationError
 
@@ -79,6 +80,18 @@ def condition_error(request: HttpRequest, exc: ConditionError) -> HttpResponse:
     """422 naming the refused clause as ``conditions[<0-based index>]`` (or ``conditions``)."""
     field = "conditions" if exc.index is None else f"conditions[{exc.index}]"
     return validation_response(request, [{"field": field, "reason": str(exc)}])
+
+
+@api.exception_handler(OverflowError)
+def number_too_large(request: HttpRequest, exc: OverflowError) -> HttpResponse:
+    """422 for an id or number beyond what the database stores (SQLite refuses it)."""
+    return validation_response(request, [{"field": "", "reason": "a number is too large"}])
+
+
+@csrf_exempt  # it changes nothing; a token client must get this 404, not a CSRF page
+def unknown_path(request: HttpRequest, rest: str = "") -> HttpResponse:
+    """The JSON 404 for a path under /api/ that no operation matches (e.g. a negative id)."""
+    return JsonResponse({"detail": "Not Found"}, status=404)
 
 
 @api.exception_handler(PermissionDenied)

@@ -55,5 +55,5 @@ def access_object(queryset: models.QuerySet[M] | type[M], user: Any, **lookup: A
     qs = queryset if isinstance(queryset, models.QuerySet) else queryset._default_manager.all()
     try:
         return scope(qs, user).get(**lookup)
-    except (ObjectDoesNotExist, ValueError, TypeError) as exc:
+    except (ObjectDoesNotExist, ValueError, TypeError, OverflowError) as exc:
         raise Http404("not found") from exc
