@@ -100,3 +100,79 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{re.sub(r'[^a-z0-9_-]+', '-', name.lower())}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# A desktop browser's user agent. Headless Chromium announces itself as "HeadlessChrome",
+# which click and open tracking rightly count as a machine; a flow that plays a person
+# reading an email uses this instead.
+PERSON_USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
+)
+
+
+@pytest.fixture
+def person_page(browser, live_server):
+    """A page whose browser reads as a person's (see PERSON_USER_AGENT), on the live server."""
+    context = browser.new_context(
+        base_url=live_server.url, viewport={"width": 1280, "height": 800}, user_agent=PERSON_USER_AGENT
+    )
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def mail_catcher(settings, tmp_path, monkeypatch, live_server):
+    """The real mail catcher of ``make run`` on a free port, keeping mail under a temporary
+    var directory; tracked links in sent emails point at the live server. Yields the port."""
+    from sequent.mail import catcher
+    from sequent.mail.tests.servers import free_port
+
+    settings.VAR_DIR = tmp_path
+    settings.SEQUENT_BASE_URL = live_server.url
+    port = free_port()
+    monkeypatch.setenv("SEQUENT_CATCHER_PORT", str(port))
+    controller = catcher.make_controller()
+    controller.start()
+    yield port
+    controller.stop()
+
+
+@pytest.fixture
+def demo_mail(mail_catcher, rep):
+    """The rep's demo mailbox (sending to the mail catcher) and demo template, as ``make run``
+    seeds them."""
+    from sequent.mail.actions import do_seed_demo_mail
+    from sequent.mail.models import Mailbox
+
+    do_seed_demo_mail(rep)
+    return Mailbox.objects.get(owner=rep)
+
+
+def open_user_menu(page, item: str) -> None:
+    """Open the user menu (top right) and follow *item*, e.g. "Mail catcher"."""
+    page.locator("details[data-menu=user] summary").click()
+    page.get_by_role("menuitem", name=item).click()
+
+
+def view_screenshot(page, name: str, focus=None) -> Path:
+    """Save what the 1280x800 window shows (with *focus*, a locator, scrolled into view) as
+    var/screenshots/<name>.png: the size docs/screenshots/ wants."""
+    if focus is not None:
+        focus.scroll_into_view_if_needed()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{re.sub(r'[^a-z0-9_-]+', '-', name.lower())}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+@pytest.fixture
+def patient_expect() -> Iterator[None]:
+    """``expect()`` waits as long as locator actions do (15 s, not its own 5 s): on a busy
+    machine a page that polls or a worker run between steps can take longer than 5 s."""
+    from playwright.sync_api import expect
+
+    previous = expect._timeout
+    expect.set_options(timeout=15_000)
+    yield
+    expect.set_options(timeout=previous)
