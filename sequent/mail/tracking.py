@@ -28,10 +28,10 @@ from django.db.models import Count, Q
 
 from sequent.crm.models import ActivityKind
 from sequent.lib import clock
+from sequent.lib.bulk import insert_rows
 from sequent.mail import tokens
 from sequent.mail.actions import EmailActivity, do_record_email_activities
 from sequent.mail.models import EmailEvent, EmailEventKind, OutboundMessage, TrackedLink
-from sequent.lib.bulk import insert_rows
 
 # A transparent 1x1 GIF.
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from sequent.lib import clock
+from sequent.lib.bulk import insert_rows
 from sequent.mail.message_ids import message_id_domain, new_message_id
 from sequent.mail.models import MessageStatus, OutboundMessage
-from sequent.lib.bulk import insert_rows
 from sequent.sequences.models import ExecutionStatus, Sequence, Step, StepKind
 from sequent.sms.models import SmsMessage
 from sequent.tasks.models import Task, TaskKind

@@ -23,9 +23,9 @@ from django.db.models.fields import BooleanField
 from sequent.crm.conditions import ConditionError, compile_conditions
 from sequent.crm.models import RECORD_CONTACT, Contact, EmailStatus
 from sequent.lib import clock
+from sequent.lib.bulk import insert_rows
 from sequent.mail.models import EmailEvent
 from sequent.sequences import selection
-from sequent.lib.bulk import insert_rows
 from sequent.sequences.executors import Outcome, Target, executor_for
 from sequent.sequences.models import (
     Enrollment,
