@@ -200,7 +200,9 @@ class CsvSource:
             self._binary, encoding=dialect.encoding, errors=_errors_for(dialect.encoding), newline=""
         )
         csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
-        self._reader = csv.reader(self._text, delimiter=dialect.delimiter, strict=False)
+        # NUL characters are dropped: PostgreSQL cannot store them in text or JSON.
+        lines = (line.replace("\x00", "") for line in self._text)
+        self._reader = csv.reader(lines, delimiter=dialect.delimiter, strict=False)
         self.header: list[str] = []
         self.header_line = 0
         try:

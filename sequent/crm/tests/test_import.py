@@ -384,3 +384,13 @@ def test_it_neutralises_formula_cells_in_the_command_line_bad_rows_file(rep, tmp
     assert len(lines) == 2
     assert "'=HYPERLINK" in lines[1]
     assert ",=HYPERLINK" not in lines[1]
+
+
+def test_it_drops_nul_characters_that_postgresql_cannot_store(rep, tmp_path):
+    path = write(tmp_path, "Em\x00ail,First Name\nann@acme.com,A\x00nn\nbad-email,B\x00\n")
+
+    job = run_import(rep, path)
+
+    assert job.status == ImportStatus.DONE
+    assert list(Contact.objects.values_list("email", "first_name")) == [("ann@acme.com", "Ann")]
+    assert [line for line, _ in errors(job)] == [3]

@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import pytest
 import schemathesis
+from django.core import signals
+from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, given, settings
 
 from sequent.security.tests.world import build_world
@@ -31,6 +34,19 @@ def _names_the_problem(status: int, body: bytes) -> str | None:
     return None
 
 
+@pytest.fixture
+def _keep_the_test_connection():
+    # The WSGI app ends each request by closing "old" connections; inside the test's
+    # transaction that closes the test's own PostgreSQL connection. Django's test client
+    # detaches the same handler while it calls the app.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.mark.usefixtures("_keep_the_test_connection")
 def test_it_answers_every_generated_request_without_a_server_error(admin_user, capsys):
     world = build_world(admin_user, admin_user)
     headers = {"Authorization": f"Bearer {world.api_token}"}
