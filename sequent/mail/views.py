@@ -38,9 +38,11 @@ def _user_agent(request: HttpRequest) -> str:
 
 @require_http_methods(["GET", "HEAD"])
 def open_pixel(request: HttpRequest, token: str) -> HttpResponse:
-    """The open pixel: records the open (when the token is good) and always answers the GIF."""
-    tracking.do_record_open(token, method=request.method or "GET", user_agent=_user_agent(request))
-    return _no_store(HttpResponse(tracking.PIXEL_GIF, content_type="image/gif"))
+    """The open pixel: records the open when the token is good. A bad token answers 404,
+    still with the GIF as its body, so a reader's mail shows no broken image."""
+    recorded = tracking.do_record_open(token, method=request.method or "GET", user_agent=_user_agent(request))
+    status = 200 if recorded else 404
+    return _no_store(HttpResponse(tracking.PIXEL_GIF, content_type="image/gif", status=status))
 
 
 @require_http_methods(["GET", "HEAD"])

@@ -77,13 +77,13 @@ def test_it_records_one_open_per_minute_and_one_activity_per_message(sent):
     assert Activity.objects.filter(contact=row.contact, kind=ActivityKind.EMAIL_OPENED).count() == 1
 
 
-def test_it_answers_the_gif_but_records_nothing_for_a_bad_token(sent):
+def test_it_answers_404_with_the_gif_and_records_nothing_for_a_bad_token(sent):
     row, pixel, _ = sent
     token = pixel.removeprefix("/t/o/").removesuffix(".gif")
     forged = token[:-3] + ("abc" if not token.endswith("abc") else "xyz")
     for path in (f"/t/o/{forged}.gif", "/t/o/nonsense.gif", f"/t/o/{tokens.make_click_token(row.pk, 0)}.gif"):
         response = Client().get(path, HTTP_USER_AGENT=BROWSER)
-        assert response.status_code == 200
+        assert response.status_code == 404
         assert response.content == PIXEL_GIF
     assert not EmailEvent.objects.filter(kind=EmailEventKind.OPENED).exists()
 
