@@ -45,6 +45,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "sequent.api.nul.RefuseNulMiddleware",
 ]
 
 ROOT_URLCONF = "sequent.urls"

@@ -200,3 +200,13 @@ def test_it_refuses_conditions_that_are_not_json(api):
     response = api.get("contacts", {"conditions": "[{field: email}"})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "conditions"
+
+
+def test_it_refuses_a_nul_character_naming_the_field(api):
+    response = api.post("contacts", {"email": "ann@acme.com", "last_name": "An\x00n"})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "last_name", "reason": "must not contain a NUL character"}]
+    listing = api.get("contacts", {"q": "a\x00"})
+    assert listing.status_code == 422
+    assert listing.json()["errors"][0]["field"] == "q"
+    assert not Contact.objects.exists()
