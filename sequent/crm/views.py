@@ -6,13 +6,15 @@ sequence pages alike; the CRM pages themselves are in ``views_contacts``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
 from django.db.models import F, OrderBy, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
 from sequent.crm.models import (
     CustomField,
@@ -125,3 +127,28 @@ def custom_values(record_type: str, custom: dict[str, Any]) -> list[tuple[str, A
     known = sorted((label, custom[key]) for key, label in labels.items())
     unknown = sorted((key, value) for key, value in custom.items() if key not in labels)
     return known + unknown
+
+
+Record = TypeVar("Record")
+
+
+def save_record(form: Any, action: Callable[[dict[str, Any]], Record]) -> Record | None:
+    """Run a contact or account form's data through its action; the record, or None with
+    the form's own or the action's errors attached to their fields."""
+    if not form.is_valid():
+        return None
+    try:
+        return action(form.action_data())
+    except ValidationError as exc:
+        form.add_action_errors(exc)
+        return None
+
+
+def render_record_form(request: HttpRequest, form: Any, title: str, cancel_url: str) -> HttpResponse:
+    """The create/edit page of a contact or account; 400 while the form holds errors."""
+    return render(
+        request,
+        "crm/record_form.html",
+        {"form": form, "title": title, "cancel_url": cancel_url},
+        status=400 if form.errors else 200,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from sequent.crm import records
 from sequent.crm.forms import AccountForm
 from sequent.crm.models import RECORD_ACCOUNT, Account, Contact
-from sequent.crm.views import build_listing, custom_values
+from sequent.crm.views import build_listing, custom_values, render_record_form, save_record
 from sequent.crm.views_lists import CONTACT_COLUMNS, CONTACT_ORDERINGS, list_context
 
 
@@ -57,34 +57,16 @@ def account_detail(request: HttpRequest, account_id: int) -> HttpResponse:
     )
 
 
-def _save(request: HttpRequest, form: AccountForm, account: Account | None) -> Account | None:
-    if not form.is_valid():
-        return None
-    try:
-        if account is None:
-            return records.do_create_account(request.user, form.action_data())
-        return records.do_update_account(account, form.action_data(), user=request.user)
-    except ValidationError as exc:
-        form.add_action_errors(exc)
-        return None
-
-
 @login_required
 def account_new(request: HttpRequest) -> HttpResponse:
     """Add an account by hand."""
     form = AccountForm(request.POST or None, user=request.user)
     if request.method == "POST":
-        account = _save(request, form, None)
+        account = save_record(form, lambda data: records.do_create_account(request.user, data))
         if account is not None:
             messages.success(request, f"Added {account}.")
             return redirect("crm:account", account.pk)
-    status = 400 if form.errors else 200
-    return render(
-        request,
-        "crm/record_form.html",
-        {"form": form, "title": "New account", "cancel_url": "/accounts/"},
-        status=status,
-    )
+    return render_record_form(request, form, "New account", "/accounts/")
 
 
 @login_required
@@ -92,16 +74,14 @@ def account_edit(request: HttpRequest, account_id: int) -> HttpResponse:
     """Change an account's fields and custom fields."""
     account = _account(account_id)
     form = AccountForm(request.POST or None, instance=account, user=request.user)
-    if request.method == "POST" and _save(request, form, account) is not None:
+    if request.method == "POST":
+        saved = save_record(form, lambda data: records.do_update_account(account, data, user=request.user))
+    else:
+        saved = None
+    if saved is not None:
         messages.success(request, f"Saved {account}.")
         return redirect("crm:account", account.pk)
-    status = 400 if form.errors else 200
-    return render(
-        request,
-        "crm/record_form.html",
-        {"form": form, "title": f"Edit {account}", "cancel_url": f"/accounts/{account.pk}/"},
-        status=status,
-    )
+    return render_record_form(request, form, f"Edit {account}", f"/accounts/{account.pk}/")
 
 
 @require_POST

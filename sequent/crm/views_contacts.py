@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 from sequent.crm import records
 from sequent.crm.forms import ActivityForm, ContactForm
 from sequent.crm.models import RECORD_CONTACT, Contact
-from sequent.crm.views import custom_values
+from sequent.crm.views import custom_values, render_record_form, save_record
 from sequent.crm.views_lists import list_context, matching_ids, own_sequences
 from sequent.sequences import actions as sequence_actions
 from sequent.sequences.models import IN_FLIGHT, Enrollment, SequenceStatus
@@ -175,34 +175,16 @@ def contact_add_to_sequence(request: HttpRequest, contact_id: int) -> HttpRespon
     return redirect("crm:contact", contact.pk)
 
 
-def _save(request: HttpRequest, form: ContactForm, contact: Contact | None) -> Contact | None:
-    if not form.is_valid():
-        return None
-    try:
-        if contact is None:
-            return records.do_create_contact(request.user, form.action_data())
-        return records.do_update_contact(contact, form.action_data(), user=request.user)
-    except ValidationError as exc:
-        form.add_action_errors(exc)
-        return None
-
-
 @login_required
 def contact_new(request: HttpRequest) -> HttpResponse:
     """Add a contact by hand."""
     form = ContactForm(request.POST or None, user=request.user)
     if request.method == "POST":
-        contact = _save(request, form, None)
+        contact = save_record(form, lambda data: records.do_create_contact(request.user, data))
         if contact is not None:
             messages.success(request, f"Added {contact}.")
             return redirect("crm:contact", contact.pk)
-    status = 400 if form.errors else 200
-    return render(
-        request,
-        "crm/record_form.html",
-        {"form": form, "title": "New contact", "cancel_url": "/contacts/"},
-        status=status,
-    )
+    return render_record_form(request, form, "New contact", "/contacts/")
 
 
 @login_required
@@ -210,16 +192,14 @@ def contact_edit(request: HttpRequest, contact_id: int) -> HttpResponse:
     """Change a contact's fields, tags and custom fields."""
     contact = _contact(contact_id)
     form = ContactForm(request.POST or None, instance=contact, user=request.user)
-    if request.method == "POST" and _save(request, form, contact) is not None:
+    if request.method == "POST":
+        saved = save_record(form, lambda data: records.do_update_contact(contact, data, user=request.user))
+    else:
+        saved = None
+    if saved is not None:
         messages.success(request, f"Saved {contact}.")
         return redirect("crm:contact", contact.pk)
-    status = 400 if form.errors else 200
-    return render(
-        request,
-        "crm/record_form.html",
-        {"form": form, "title": f"Edit {contact}", "cancel_url": f"/contacts/{contact.pk}/"},
-        status=status,
-    )
+    return render_record_form(request, form, f"Edit {contact}", f"/contacts/{contact.pk}/")
 
 
 @require_POST
