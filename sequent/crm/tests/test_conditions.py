@@ -224,6 +224,10 @@ def test_it_matches_the_owner_by_email_or_me(rep, other_rep):
     assert ids(where("owner", "not_equals", "me"), user=rep) == {theirs.pk, nobody.pk}
     assert ids(where("owner", "none_of", ["me"]), user=other_rep) == {mine.pk, nobody.pk}
     assert ids(where("owner", "is_empty")) == {nobody.pk}
+    # By email too, an unowned contact is "not owned by bob"; an unknown email owns nothing.
+    assert ids(where("owner", "not_equals", "bob@example.com")) == {mine.pk, nobody.pk}
+    assert ids(where("owner", "none_of", ["bob@example.com", "ghost@example.com"])) == {mine.pk, nobody.pk}
+    assert ids(where("owner", "equals", "ghost@example.com")) == set()
 
 
 def test_it_matches_tags(db):
