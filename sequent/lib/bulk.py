@@ -39,7 +39,7 @@ PASS_THROUGH = frozenset(
 )
 
 
-def _preparer(field: Field, connection: Any) -> Callable[[Any], Any] | None:
+def preparer(field: Field, connection: Any) -> Callable[[Any], Any] | None:
     """None when the value passes through; else a function preparing it, remembering
     each distinct value (a batch repeats the same few instants and dates)."""
     if field.get_internal_type() in PASS_THROUGH:
@@ -99,9 +99,9 @@ def insert_rows(
             value = field.get_default()
         constant_fields.append(field)
         constants.append(field.get_db_prep_save(value, connection))
-    per_row = [(field, _preparer(field, connection) or (lambda value: value)) for field in callable_fields]
+    per_row = [(field, preparer(field, connection) or (lambda value: value)) for field in callable_fields]
     ordered = [*(fields[name] for name in given), *callable_fields, *constant_fields]
-    preparers = [(i, p) for i, name in enumerate(given) if (p := _preparer(fields[name], connection))]
+    preparers = [(i, p) for i, name in enumerate(given) if (p := preparer(fields[name], connection))]
 
     def params(row: Sequence[Any]) -> list[Any]:
         values = list(row)

@@ -13,7 +13,7 @@ from django.db import connection, models, transaction
 from sequent.crm.actions import contact_field_changes
 from sequent.crm.fields import normalize_email
 from sequent.crm.models import Activity, Contact, EmailStatus
-from sequent.lib import clock
+from sequent.lib import bulk, clock
 from sequent.lib.bulk import insert_rows
 from sequent.lib.crypto import CryptoError
 from sequent.mail import smtp, templating
@@ -73,8 +73,14 @@ def bulk_set(objs: list[Any], fields: list[str]) -> None:
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(str(column.column))} = %s" for column in columns)
     sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(pk_column)} = %s"  # noqa: S608
+    # Text and numbers pass as they are; each distinct datetime is prepared once.
+    preparers = [(column.attname, bulk.preparer(column, connection)) for column in columns]
     params = [
-        [column.get_db_prep_save(getattr(obj, column.attname), connection) for column in columns] + [obj.pk]
+        [
+            getattr(obj, attname) if prepare is None else prepare(getattr(obj, attname))
+            for attname, prepare in preparers
+        ]
+        + [obj.pk]
         for obj in objs
     ]
     with connection.cursor() as cursor:

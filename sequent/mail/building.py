@@ -39,6 +39,7 @@ from sequent.lib import clock
 # Characters that end a line for str.splitlines() or for SMTP, plus NUL: none may
 # reach a header, or a value could start a header of its own.
 LINE_BREAKS = frozenset("\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+_LINE_BREAK = re.compile("[" + re.escape("".join(sorted(LINE_BREAKS))) + "]")
 
 # "Re:" prefixes a reply should not stack: "Re:", "RE :", "re:" repeated.
 _REPLY_PREFIX = re.compile(r"^(\s*re\s*:\s*)+", re.IGNORECASE)
@@ -90,10 +91,12 @@ class BuildRequest:
     thread_subject: str | None = None
     unsubscribe_url: str | None = None
     extra_headers: Sequence[tuple[str, str]] = field(default_factory=tuple)
+    # The plain-text alternative when the caller made it already (``html_to_text(html)``).
+    text: str | None = None
 
 
 def _check_header(header: str, value: str) -> str:
-    if any(char in LINE_BREAKS for char in value):
+    if _LINE_BREAK.search(value):
         raise MessageBuildError(f"{header}: a header value cannot contain a line break (CR or LF)")
     return value
 
@@ -293,7 +296,7 @@ def build(request: BuildRequest) -> Built:
         (
             "".join(head).encode("ascii"),
             delimiter[2:],
-            _text_part("plain", html_to_text(request.html)),
+            _text_part("plain", request.text if request.text is not None else html_to_text(request.html)),
             delimiter,
             _text_part("html", inline_css(request.html)),
             f"\r\n--{boundary}--\r\n".encode("ascii"),

@@ -19,21 +19,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import smtplib
 import uuid
 import zoneinfo
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import defaultdict, deque
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from sequent.crm.models import ActivityKind, Contact, EmailStatus
 from sequent.lib import clock
+from sequent.lib.bulk import insert_rows
 from sequent.lib.crypto import CryptoError
 from sequent.mail import actions, building, links, smtp, templating, tracking
 from sequent.mail.models import (
@@ -261,13 +264,21 @@ def _daily_room(owner_ids: Iterable[int], now: dt.datetime) -> dict[int, tuple[i
     from sequent.users.models import User
 
     room: dict[int, tuple[int, int, dt.datetime]] = {}
-    for owner in User.objects.filter(pk__in=list(owner_ids)).only("pk", "daily_email_limit", "time_zone"):
+    owners = list(User.objects.filter(pk__in=list(owner_ids)).only("pk", "daily_email_limit", "time_zone"))
+    # Two narrow counts instead of one OR, each on its own index: rows in flight (few,
+    # through the status index) and each owner's sent rows of today (owner, sent_at).
+    sending = dict(
+        OutboundMessage.objects.filter(status=MessageStatus.SENDING, owner_id__in=[o.pk for o in owners])
+        .values("owner_id")
+        .annotate(n=Count("pk"))
+        .values_list("owner_id", "n")
+    )
+    for owner in owners:
         start, following = _local_midnight(owner.time_zone, now)
-        used = (
-            OutboundMessage.objects.filter(owner_id=owner.pk)
-            .filter(Q(status=MessageStatus.SENT, sent_at__gte=start) | Q(status=MessageStatus.SENDING))
-            .count()
-        )
+        sent = OutboundMessage.objects.filter(
+            owner_id=owner.pk, sent_at__gte=start, status=MessageStatus.SENT
+        ).count()
+        used = sent + sending.get(owner.pk, 0)
         room[owner.pk] = (owner.daily_email_limit, owner.daily_email_limit - used, following)
     return room
 
@@ -315,13 +326,15 @@ def claim(
 ) -> tuple[Claim | None, bool]:
     """Claim a batch of due rows of one active mailbox: (claim or None, whether rows
     were deferred for a daily limit). The per-minute room of the mailbox caps the batch."""
+    # Per active mailbox, its oldest due row through the (mailbox, status, not_before)
+    # index: a few index reads per mailbox, however long the outbox is.
+    oldest_due = _due(now).filter(mailbox_id=OuterRef("pk")).order_by("not_before").values("not_before")[:1]
     candidates = list(
-        _due(now)
-        .filter(mailbox__status=MailboxStatus.ACTIVE)
-        .values("mailbox_id")
-        .annotate(first=Min("not_before"))
-        .order_by("first", "mailbox_id")
-        .values_list("mailbox_id", flat=True)[:MAILBOX_CANDIDATES]
+        Mailbox.objects.filter(status=MailboxStatus.ACTIVE)
+        .annotate(first=Subquery(oldest_due))
+        .filter(first__isnull=False)
+        .order_by("first", "pk")
+        .values_list("pk", flat=True)[:MAILBOX_CANDIDATES]
     )
     deferred_any = False
     for mailbox_id in candidates:
@@ -335,10 +348,13 @@ def claim(
             mailbox = boxes.first()
             if mailbox is None:
                 continue
+            # Sent in the last minute, plus in flight: two index ranges, not one OR over
+            # every row of the mailbox.
+            recent = now - dt.timedelta(minutes=1)
+            mailbox_rows = OutboundMessage.objects.filter(mailbox_id=mailbox_id)
             used = (
-                OutboundMessage.objects.filter(mailbox_id=mailbox_id)
-                .filter(Q(sent_at__gt=now - dt.timedelta(minutes=1)) | Q(status=MessageStatus.SENDING))
-                .count()
+                mailbox_rows.filter(sent_at__gt=recent).count()
+                + mailbox_rows.filter(status=MessageStatus.SENDING).exclude(sent_at__gt=recent).count()
             )
             size = min(limit, mailbox.per_minute_limit - used)
             if size <= 0:
@@ -368,14 +384,13 @@ def claim(
                 continue
             token = f"{worker_id[:40]}/{uuid.uuid4().hex[:16]}"
             until = now + lease
-            OutboundMessage.objects.filter(pk__in=taken, status__in=DUE_STATUSES).update(
+            # By primary key alone: the rows were read due in this transaction, which holds
+            # them (row locks on PostgreSQL, the write lock on SQLite). A status test here
+            # would let SQLite walk the status index over the whole outbox instead.
+            OutboundMessage.objects.filter(pk__in=taken).update(
                 status=MessageStatus.SENDING, claimed_by=token, lease_until=until, handed_at=None
             )
-            ids = list(
-                OutboundMessage.objects.filter(pk__in=taken, claimed_by=token).values_list("pk", flat=True)
-            )
-            if ids:
-                return Claim(token, mailbox_id, ids, until), deferred_any
+            return Claim(token, mailbox_id, taken, until), deferred_any
     return None, deferred_any
 
 
@@ -390,6 +405,7 @@ class Prepared:
     data: bytes
     envelope_from: str
     recipients: list[str]
+    links: list[str] = field(default_factory=list)  # tracked link i -> its original URL
 
 
 @dataclass
@@ -420,8 +436,6 @@ class _Batch:
     mailbox: Mailbox
     policy: RetryPolicy
     messages: list[OutboundMessage] = field(default_factory=list)
-    prepared: list[Prepared] = field(default_factory=list)
-    links: list[TrackedLink] = field(default_factory=list)
     done: dict[int, OutboundMessage] = field(default_factory=dict)
     sent: list[OutboundMessage] = field(default_factory=list)
     bounced: list[OutboundMessage] = field(default_factory=list)
@@ -623,8 +637,14 @@ def _thread_parents(messages: list[OutboundMessage]) -> dict[int, _Parent | str 
     return parents
 
 
-def _prepare(batch: _Batch, message: OutboundMessage, parent: _Parent | str | None) -> None:
-    """Render and build one row, or set its outcome (template or build error, thread wait)."""
+def _prepare_steps(
+    batch: _Batch, message: OutboundMessage, parent: _Parent | str | None
+) -> Generator[None, None, Prepared | None]:
+    """Render and build one row, or set its outcome (template or build error, thread wait).
+
+    A generator that pauses between the stages (render, tracking, plain text, build),
+    each a fraction of a millisecond, so the sender can run them while it waits for
+    the SMTP server (`_Feed`). Returns the row ready to send, or None (its outcome set)."""
     now, mailbox = batch.now, batch.mailbox
     step = message.step
     if parent == "wait":
@@ -636,7 +656,7 @@ def _prepare(batch: _Batch, message: OutboundMessage, parent: _Parent | str | No
             "waits for the earlier email of its thread to be sent",
             not_before=now + THREAD_WAIT,
         )
-        return
+        return None
     include_unsubscribe = step.include_unsubscribe if step is not None else False
     unsubscribe_url = tracking.unsubscribe_url(message.pk) if include_unsubscribe else None
     if _sends_rows_own_text(message):
@@ -645,7 +665,7 @@ def _prepare(batch: _Batch, message: OutboundMessage, parent: _Parent | str | No
             _finish(
                 batch, message, MessageStatus.FAILED, Reason.TEMPLATE, "the draft has no subject or no body"
             )
-            return
+            return None
     else:
         assert step is not None
         subject_src, body_src = email_sources(step)
@@ -659,14 +679,15 @@ def _prepare(batch: _Batch, message: OutboundMessage, parent: _Parent | str | No
                 Reason.TEMPLATE,
                 "subject: the step replies to an earlier email that was not sent, and has no subject of its own",
             )
-            return
+            return None
         context = render_context(message.contact, message.owner, mailbox, message.sequence, unsubscribe_url)
         try:
             rendered = templating.render_email(subject_src, body_src, context)
         except templating.TemplateRenderError as exc:
             _finish(batch, message, MessageStatus.FAILED, Reason.TEMPLATE, f"template: {exc.message}")
-            return
+            return None
         subject, html = rendered.subject, rendered.html
+        yield
 
     track_clicks = step.track_clicks if step is not None else False
     track_opens = step.track_opens if step is not None else False
@@ -676,6 +697,9 @@ def _prepare(batch: _Batch, message: OutboundMessage, parent: _Parent | str | No
         open_pixel_url=tracking.open_url(message.pk) if track_opens else None,
         keep_urls=[unsubscribe_url] if unsubscribe_url else (),
     )
+    yield
+    text = building.html_to_text(tracked_html)
+    yield
     to_address = message.contact.email or message.to_email
     request = building.BuildRequest(
         sender=building.Mailbox(mailbox.email_address, mailbox.display_name or message.owner.get_full_name()),
@@ -691,21 +715,20 @@ def _prepare(batch: _Batch, message: OutboundMessage, parent: _Parent | str | No
         thread_references=parent.references.split() if isinstance(parent, _Parent) else (),
         thread_subject=parent.subject if isinstance(parent, _Parent) else None,
         unsubscribe_url=unsubscribe_url,
+        text=text,
     )
     try:
         built = building.build(request)
     except building.MessageBuildError as exc:
         _finish(batch, message, MessageStatus.FAILED, Reason.BUILD, str(exc))
-        return
+        return None
     message.subject = built.subject
     message.body = html
     message.to_email = to_address
     message.from_email = mailbox.email_address
     message.in_reply_to = built.in_reply_to
     message.thread_references = built.references
-    if track_clicks:
-        batch.links.extend(TrackedLink(message_id=message.pk, index=i, url=url) for i, url in enumerate(urls))
-    batch.prepared.append(Prepared(message, built.data, built.envelope_from, built.recipients))
+    return Prepared(message, built.data, built.envelope_from, built.recipients, urls if track_clicks else [])
 
 
 _RENDERED_FIELDS = ["subject", "body", "to_email", "from_email", "in_reply_to", "thread_references"]
@@ -722,16 +745,75 @@ _OUTCOME_FIELDS = [
 ]
 
 
-def _write_prepared(batch: _Batch) -> None:
-    """Store what is about to be sent (and the rows the gate stopped) before any SMTP."""
-    with transaction.atomic():
-        if batch.prepared:
-            rows = [p.message for p in batch.prepared]
-            actions.bulk_set(rows, _RENDERED_FIELDS)
-            # A retried row is rendered again (templates edited later apply): its links too.
-            TrackedLink.objects.filter(message_id__in=[m.pk for m in rows]).delete()
-            TrackedLink.objects.bulk_create(batch.links)
-        _write_outcomes(batch)
+class _Feed:
+    """The rows of a batch that passed the gate, prepared and stored a step at a time,
+    handed to the sending loop in order.
+
+    ``work`` runs one step: store a prepared row (`_store_rendered`), else one
+    preparation step (`_prepare_steps`). The sending loop calls it while the SMTP
+    server has not answered yet (``smtp.send(idle=...)``), so the next emails are
+    rendered and stored while the server handles this one.
+    """
+
+    def __init__(self, batch: _Batch, messages: list[OutboundMessage], parents: dict[int, Any]) -> None:
+        self.batch = batch
+        self.parents = parents
+        self.todo: deque[OutboundMessage] = deque(messages)
+        self.current: OutboundMessage | None = None
+        self.steps: Generator[None, None, Prepared | None] | None = None
+        self.prepared: deque[Prepared] = deque()  # not stored yet
+        self.ready: deque[Prepared] = deque()  # stored
+        self.error: Exception | None = None
+
+    def work(self) -> bool:
+        """Run one step; False when there is nothing left to prepare or store.
+
+        An unexpected error is kept and raised by `next`, outside any SMTP exchange."""
+        if self.error is not None:
+            return False
+        try:
+            if self.prepared:
+                item = self.prepared.popleft()
+                _store_rendered(item, self.batch.claim.token)
+                self.ready.append(item)
+                return True
+            if self.steps is None:
+                if not self.todo:
+                    return False
+                self.current = self.todo.popleft()
+                self.steps = _prepare_steps(self.batch, self.current, self.parents.get(self.current.pk))
+            try:
+                next(self.steps)
+            except StopIteration as done:
+                if done.value is not None:
+                    self.prepared.append(done.value)
+                self.steps = self.current = None
+        except Exception as exc:
+            self.error = exc
+            return False
+        return True
+
+    def next(self) -> Prepared | None:
+        """The next row to send, stored; None when every row has been handed out."""
+        while not self.ready and self.work():
+            pass
+        if self.error is not None:
+            raise self.error
+        return self.ready.popleft() if self.ready else None
+
+    def rest(self) -> list[OutboundMessage]:
+        """Every row not handed out yet (stored, prepared or not), in order; the feed is
+        then empty."""
+        if self.steps is not None:
+            self.steps.close()
+        rows = [p.message for p in (*self.ready, *self.prepared)]
+        rows += [self.current] if self.current is not None else []
+        rows += list(self.todo)
+        self.ready.clear()
+        self.prepared.clear()
+        self.todo.clear()
+        self.steps = self.current = None
+        return rows
 
 
 def _write_outcomes(batch: _Batch) -> None:
@@ -766,13 +848,75 @@ def _temporary(batch: _Batch, message: OutboundMessage, error: str) -> None:
     )
 
 
-def _requeue(batch: _Batch, messages: Iterable[Prepared], reason: str, error: str) -> None:
-    for item in messages:
-        _finish(batch, item.message, MessageStatus.QUEUED, reason, error)
+def _requeue(batch: _Batch, messages: Iterable[OutboundMessage], reason: str, error: str) -> None:
+    for message in messages:
+        _finish(batch, message, MessageStatus.QUEUED, reason, error)
 
 
-def _send_all(batch: _Batch) -> None:
-    """Send the prepared rows over one connection, setting each row's outcome."""
+def _column_of(field: Any) -> str:
+    column = getattr(field, "column", None)
+    if not isinstance(column, str):
+        raise TypeError(f"{field} is not a concrete column")
+    return column
+
+
+@dataclass(frozen=True)
+class _RowSql:
+    store: str  # the rendered fields of a row
+    hand_over: str  # its handed_at
+    delete_links: str
+    insert_link: str
+
+
+@functools.cache
+def _row_sql(vendor: str) -> _RowSql:
+    # Plain statements built once from the models: they run once per email, between
+    # or during SMTP exchanges, where the ORM's per-query cost would show.
+    quote = connection.ops.quote_name
+    message_meta, link_meta = OutboundMessage._meta, TrackedLink._meta
+    table = quote(message_meta.db_table)
+    columns = [_column_of(message_meta.get_field(name)) for name in _RENDERED_FIELDS]
+    assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
+    mine = f"WHERE {quote('id')} = %s AND {quote('claimed_by')} = %s"
+    link_table = quote(link_meta.db_table)
+    message_column = quote(_column_of(link_meta.get_field("message")))
+    return _RowSql(
+        store=f"UPDATE {table} SET {assignments} {mine}",  # noqa: S608
+        hand_over=f"UPDATE {table} SET {quote('handed_at')} = %s {mine}",  # noqa: S608
+        delete_links=f"DELETE FROM {link_table} WHERE {message_column} = %s",  # noqa: S608
+        insert_link=f"INSERT INTO {link_table} ({message_column}, {quote('index')}, {quote('url')}) "  # noqa: S608
+        "VALUES (%s, %s, %s)",
+    )
+
+
+def _store_rendered(item: Prepared, token: str) -> None:
+    """Store what is about to be sent: rendered subject and body, addresses, thread
+    headers, tracked links (a click can only be followed once they are stored)."""
+    message = item.message
+    sql = _row_sql(connection.vendor)
+    values = [getattr(message, name) for name in _RENDERED_FIELDS]  # text columns
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.store, [*values, message.pk, token])
+        # A retried row is rendered again (templates edited later apply): its links too.
+        cursor.execute(sql.delete_links, [message.pk])
+        if item.links:
+            cursor.executemany(
+                sql.insert_link, [(message.pk, index, url) for index, url in enumerate(item.links)]
+            )
+
+
+def _hand_over(message: OutboundMessage, token: str, now: dt.datetime) -> None:
+    """Commit the row's ``handed_at`` just before its SMTP transaction: after a crash,
+    only rows without it are sent again. One UPDATE in autocommit."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _row_sql(connection.vendor).hand_over,
+            [connection.ops.adapt_datetimefield_value(now), message.pk, token],
+        )
+
+
+def _send_all(batch: _Batch, feed: _Feed) -> None:
+    """Send the rows of *feed* over one connection, setting each row's outcome."""
     mailbox = batch.mailbox
     try:
         settings_ = actions.smtp_settings_for(mailbox, timeout=smtp_timeout())
@@ -782,31 +926,26 @@ def _send_all(batch: _Batch) -> None:
         )
         _requeue(
             batch,
-            batch.prepared,
+            feed.rest(),
             Reason.MAILBOX_PAUSED,
             "waiting: the mailbox password must be entered again",
         )
         return
     conn: smtplib.SMTP | None = None
-    pending = list(batch.prepared)
     try:
-        while pending:
-            item = pending.pop(0)
+        while (item := feed.next()) is not None:
             message = item.message
             try:
                 if conn is None:
                     conn = smtp.open_connection(settings_)
-                # Committed before DATA: after a crash, only rows without it are sent again.
-                OutboundMessage.objects.filter(pk=message.pk, claimed_by=batch.claim.token).update(
-                    handed_at=batch.now
-                )
-                result = smtp.send(conn, item.envelope_from, item.recipients, item.data)
+                _hand_over(message, batch.claim.token, batch.now)
+                result = smtp.send(conn, item.envelope_from, item.recipients, item.data, idle=feed.work)
             except smtp.AuthFailure as exc:
                 conn = None
                 actions.do_pause_mailbox(mailbox, MailboxStatus.PAUSED_AUTH, exc.message)
                 _requeue(
                     batch,
-                    [item, *pending],
+                    [message, *feed.rest()],
                     Reason.AUTH,
                     f"waiting: the mailbox login was refused ({exc.message})",
                 )
@@ -824,14 +963,17 @@ def _send_all(batch: _Batch) -> None:
                     **_attempted(message, batch.now),
                 )
                 _requeue(
-                    batch, pending, Reason.QUOTA, "waiting: the mailbox reached its provider's sending limit"
+                    batch,
+                    feed.rest(),
+                    Reason.QUOTA,
+                    "waiting: the mailbox reached its provider's sending limit",
                 )
                 return
             except smtp.TemporaryFailure as exc:
                 if exc.stage == "connect":
                     # The server cannot be reached: nothing in this batch can go now.
-                    for waiting in [item, *pending]:
-                        _temporary(batch, waiting.message, exc.message)
+                    for waiting in [message, *feed.rest()]:
+                        _temporary(batch, waiting, exc.message)
                     return
                 _temporary(batch, message, exc.message)
                 if exc.connection_lost:
@@ -936,37 +1078,52 @@ def _send_all(batch: _Batch) -> None:
             smtp.close(conn)
 
 
+_EVENT_COLUMNS = (
+    "message_id",
+    "contact_id",
+    "enrollment_id",
+    "step_id",
+    "kind",
+    "occurred_at",
+    "dedupe_key",
+    "metadata",
+)
+
+
 def _record(batch: _Batch) -> None:
     """Store every outcome, the sent and bounced events, activities and bounce effects."""
     now = batch.now
     with transaction.atomic():
         _write_outcomes(batch)
-        events = [
-            EmailEvent(
-                message_id=m.pk,
-                contact_id=m.contact_id,
-                enrollment_id=m.enrollment_id,
-                step_id=m.step_id,
-                kind=EmailEventKind.SENT,
-                occurred_at=m.sent_at or now,
-                dedupe_key=f"sent:{m.pk}",
+        # Tuples, not model instances: a batch writes one event per email. A repeated
+        # dedupe key (a batch recorded twice) is skipped.
+        events: list[tuple[Any, ...]] = [
+            (
+                m.pk,
+                m.contact_id,
+                m.enrollment_id,
+                m.step_id,
+                EmailEventKind.SENT.value,
+                m.sent_at or now,
+                f"sent:{m.pk}",
+                {},
             )
             for m in batch.sent
         ]
         events += [
-            EmailEvent(
-                message_id=m.pk,
-                contact_id=m.contact_id,
-                enrollment_id=m.enrollment_id,
-                step_id=m.step_id,
-                kind=EmailEventKind.BOUNCED,
-                occurred_at=now,
-                dedupe_key=f"bounced:{m.pk}",
-                metadata={"reason": m.last_error[:500], "source": "smtp"},
+            (
+                m.pk,
+                m.contact_id,
+                m.enrollment_id,
+                m.step_id,
+                EmailEventKind.BOUNCED.value,
+                now,
+                f"bounced:{m.pk}",
+                {"reason": m.last_error[:500], "source": "smtp"},
             )
             for m in batch.bounced
         ]
-        EmailEvent.objects.bulk_create(events, ignore_conflicts=True)
+        insert_rows(EmailEvent, _EVENT_COLUMNS, events)
         activities = [
             actions.EmailActivity(
                 m.contact_id,
@@ -993,12 +1150,23 @@ def _load_batch(claim_: Claim, now: dt.datetime) -> _Batch | None:
         OutboundMessage.objects.filter(
             pk__in=claim_.ids, claimed_by=claim_.token, status=MessageStatus.SENDING
         )
-        .select_related("contact__account", "enrollment", "step", "sequence", "owner")
+        .select_related("contact__account", "enrollment")
         .prefetch_related("contact__tags")
         .order_by("not_before", "pk")
     )
     if not messages:
         return None
+    # A batch's rows share a few steps, sequences and owners: each is loaded (and its
+    # JSON read) once, not once per row as a join would.
+    steps = Step.objects.select_related("template").in_bulk({m.step_id for m in messages if m.step_id})
+    sequences = Sequence.objects.in_bulk({m.sequence_id for m in messages if m.sequence_id})
+    owners = get_user_model().objects.in_bulk({m.owner_id for m in messages})
+    for message in messages:
+        if message.step_id is not None:
+            message.step = steps[message.step_id]
+        if message.sequence_id is not None:
+            message.sequence = sequences[message.sequence_id]
+        message.owner = owners[message.owner_id]
     try:
         mailbox = Mailbox.objects.get(pk=claim_.mailbox_id)
     except CryptoError as exc:
@@ -1026,12 +1194,9 @@ def deliver_batch(claim_: Claim) -> BatchReport:
         return BatchReport()
     batch.report.claimed = len(batch.messages)
     parents = _thread_parents(batch.messages)
-    for message in batch.messages:
-        if _gate(batch, message):
-            _prepare(batch, message, parents.get(message.pk))
-    _write_prepared(batch)
+    feed = _Feed(batch, [m for m in batch.messages if _gate(batch, m)], parents)
     try:
-        _send_all(batch)
+        _send_all(batch, feed)
     finally:
         # Whatever happened, what was decided is recorded (rows not reached stay "sending"
         # and turn uncertain when the lease expires: never sent twice).

@@ -16,9 +16,10 @@ Every failure is one of a small hierarchy the delivery code acts on:
 from __future__ import annotations
 
 import re
+import select
 import smtplib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -294,25 +295,62 @@ def _lost(conn: smtplib.SMTP, stage: str, exc: BaseException) -> TemporaryFailur
 
 
 def _ascii(address: str, stage: str) -> str:
-    if not address.isascii() or any(char in address for char in "\r\n<>"):
+    """The address as it goes between the envelope's angle brackets."""
+    value = address.strip()
+    if not value.isascii() or any(char in value for char in "<> \t\r\n"):
         raise PermanentFailure(f"{address!r} cannot be used in the SMTP envelope", stage=stage)
-    return address
+    return value
 
 
-def send(conn: smtplib.SMTP, envelope_from: str, recipients: Sequence[str], data: bytes) -> SendResult:
+def _answered(conn: smtplib.SMTP) -> bool:
+    """Whether the server's reply has arrived (bytes to read on the socket)."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    pending = getattr(sock, "pending", None)  # TLS: bytes already decrypted
+    if pending is not None and pending():
+        return True
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def _command(conn: smtplib.SMTP, cmd: str, args: str, idle: Callable[[], bool] | None) -> tuple[int, bytes]:
+    """Send a command and read its reply; until the reply arrives, run *idle* (a small
+    piece of other work per call, False when there is none left)."""
+    conn.putcmd(cmd, args)
+    _idle_until_answered(conn, idle)
+    return conn.getreply()
+
+
+def _idle_until_answered(conn: smtplib.SMTP, idle: Callable[[], bool] | None) -> None:
+    if idle is not None:
+        while not _answered(conn) and idle():
+            pass
+
+
+def send(
+    conn: smtplib.SMTP,
+    envelope_from: str,
+    recipients: Sequence[str],
+    data: bytes,
+    idle: Callable[[], bool] | None = None,
+) -> SendResult:
     """Send *data* (CRLF bytes from `building.to_bytes`) in one SMTP transaction.
 
     Recipients refused while at least one is accepted are listed in
     ``SendResult.refused``; when every recipient is refused the first refusal is
     raised. A lost connection before the final dot is a `TemporaryFailure`
     (nothing can have been delivered); after it, an `UncertainDelivery`.
+
+    *idle*, when given, is called while a reply is awaited, as long as the reply has not
+    arrived and it returns True: the sender prepares the next emails there, so the
+    server's work and the sender's overlap. It must not raise.
     """
     if not recipients:
         raise PermanentFailure("the message has no recipient", stage="rcpt")
     sender = _ascii(envelope_from, "mail")
     addresses = [_ascii(recipient, "rcpt") for recipient in recipients]
     try:
-        code, reply = conn.mail(sender)
+        code, reply = _command(conn, "MAIL", f"FROM:<{sender}>", idle)
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
         raise _lost(conn, "mail", exc) from None
     if code != 250:
@@ -323,7 +361,7 @@ def send(conn: smtplib.SMTP, envelope_from: str, recipients: Sequence[str], data
     first_refusal: SmtpFailure | None = None
     for recipient in addresses:
         try:
-            code, reply = conn.rcpt(recipient)
+            code, reply = _command(conn, "RCPT", f"TO:<{recipient}>", idle)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise _lost(conn, "rcpt", exc) from None
         if code in (250, 251):
@@ -339,7 +377,7 @@ def send(conn: smtplib.SMTP, envelope_from: str, recipients: Sequence[str], data
         raise _after(conn, first_refusal)
 
     try:
-        code, reply = conn.docmd("DATA")
+        code, reply = _command(conn, "DATA", "", idle)
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
         raise _lost(conn, "data", exc) from None
     if code != 354:
@@ -353,6 +391,7 @@ def send(conn: smtplib.SMTP, envelope_from: str, recipients: Sequence[str], data
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
         # The final dot never left: the server cannot treat the message as complete.
         raise _lost(conn, "data", exc) from None
+    _idle_until_answered(conn, idle)
     try:
         code, reply = conn.getreply()
     except (smtplib.SMTPServerDisconnected, OSError) as exc:

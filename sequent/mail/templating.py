@@ -232,11 +232,21 @@ def _parse(env: Environment, src: str) -> BoundTemplate:
     return env.from_string(src)
 
 
-def _render(env: Environment, src: str, context: Mapping[str, Any], part: str) -> str:
+def _pruned(context: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
     blanks: set[str] = set()
-    pruned = _prune(_plain(context), "", blanks)
+    return _prune(_plain(context), "", blanks), blanks
+
+
+def _render(
+    env: Environment,
+    src: str,
+    context: Mapping[str, Any],
+    part: str,
+    pruned: tuple[dict[str, Any], set[str]] | None = None,
+) -> str:
+    values, blanks = pruned or _pruned(context)
     try:
-        return _parse(env, src).render(**pruned)
+        return _parse(env, src).render(**values)
     except _RENDER_ERRORS as exc:
         line = _line_of(exc) if isinstance(exc, LiquidError) else None
         raise TemplateRenderError(
@@ -250,7 +260,8 @@ def render_email(subject_src: str, body_src: str, context: Mapping[str, Any]) ->
     Raises `TemplateRenderError` naming the part, line and reason; an empty subject
     or body after rendering is an error too.
     """
-    subject = _render(_TEXT_ENV, subject_src, context, "subject")
+    pruned = _pruned(context)  # the same for both parts
+    subject = _render(_TEXT_ENV, subject_src, context, "subject", pruned)
     # A subject is one header line: a value with line breaks is folded to spaces.
     subject = " ".join(subject.split())
     if not subject:
@@ -259,7 +270,7 @@ def render_email(subject_src: str, body_src: str, context: Mapping[str, Any]) ->
         raise TemplateRenderError(
             f"subject: the subject is longer than {SUBJECT_MAX_CHARS} characters", part="subject"
         )
-    html = _render(_HTML_ENV, body_src, context, "body")
+    html = _render(_HTML_ENV, body_src, context, "body", pruned)
     if not html.strip():
         raise TemplateRenderError("body: the body is empty after rendering", part="body")
     return RenderedEmail(subject=subject, html=html)

@@ -1,3 +1,4 @@
+import asyncio
 import email
 import email.policy
 
@@ -299,3 +300,56 @@ def test_it_logs_in_and_sends_over_implicit_tls(tmp_path):
     assert (
         len(untrusted) == 1 and "TLS failed" in untrusted[0] and "CERTIFICATE_VERIFY_FAILED" in untrusted[0]
     )
+
+
+class SlowHandler(RecordingHandler):
+    """Takes a moment over each command, as a distant server does."""
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        await asyncio.sleep(0.02)
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        await asyncio.sleep(0.02)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(0.02)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.parametrize("security", ["none", "ssl"])
+def test_it_does_other_work_while_the_server_answers_and_sends_the_message_intact(tmp_path, security):
+    server_tls, client_tls = self_signed_tls(tmp_path)
+    handler = SlowHandler()
+    tls = {"implicit_tls": server_tls} if security == "ssl" else {}
+    work = ["render", "build", "store"]
+    done = []
+
+    def idle():
+        if work:
+            done.append(work.pop(0))
+        return bool(work)
+
+    with smtp_server(handler, auth=True, **tls) as (host, port):
+        conn = smtp.open_connection(settings_for(host, port, security=security, ssl_context=client_tls))
+        data = message(7)
+        result = smtp.send(conn, USERNAME, ["dana@client.test"], data, idle=idle)
+        # With no work to do, waiting is plain waiting.
+        smtp.send(conn, USERNAME, ["eve@client.test"], message(8), idle=lambda: False)
+        smtp.close(conn)
+    assert result.code == 250
+    assert done == ["render", "build", "store"]  # all done while the server took its time
+    assert [r.rcpt_tos for r in handler.received] == [["dana@client.test"], ["eve@client.test"]]
+    assert handler.received[0].data.replace(b"\r\n", b"\n") == data.replace(b"\r\n", b"\n")
+
+
+def test_it_refuses_an_envelope_address_with_a_space(recording):
+    handler, settings = recording
+    conn = smtp.open_connection(settings)
+    with pytest.raises(smtp.PermanentFailure, match="cannot be used in the SMTP envelope"):
+        smtp.send(conn, USERNAME, ["dana @client.test"], message(1))
+    smtp.close(conn)
+    assert handler.received == []
