@@ -124,11 +124,13 @@ def _prune(value: Any, path: str, blanks: set[str]) -> Any:
     if isinstance(value, dict):
         kept = {}
         for key, item in value.items():
-            item_path = _path_str(path, key) if path else key
+            # Paths are spelled only where needed: for a blank, or to go deeper.
             if _is_blank(item):
-                blanks.add(item_path)
+                blanks.add(_path_str(path, key) if path else key)
+            elif isinstance(item, (dict, list)):
+                kept[key] = _prune(item, _path_str(path, key) if path else key, blanks)
             else:
-                kept[key] = _prune(item, item_path, blanks)
+                kept[key] = item
         return kept
     if isinstance(value, list):
         return [_prune(item, _path_str(path, index), blanks) for index, item in enumerate(value)]
