@@ -746,14 +746,17 @@ _OUTCOME_FIELDS = [
 
 
 class _Feed:
-    """The rows of a batch that passed the gate, prepared and stored a step at a time,
-    handed to the sending loop in order.
+    """The rows of a batch that passed the gate, prepared, stored and handed to the
+    sending loop in order.
 
-    ``work`` runs one step: store a prepared row (`_store_rendered`), else one
-    preparation step (`_prepare_steps`). The sending loop calls it while the SMTP
+    `next` prepares up to `CHUNK` rows and stores them in one transaction when none is
+    ready. ``work`` runs one step ahead of that: store a prepared row, else one
+    preparation step (`_prepare_steps`). The sending loop calls it while a slow SMTP
     server has not answered yet (``smtp.send(idle=...)``), so the next emails are
     rendered and stored while the server handles this one.
     """
+
+    CHUNK = 25
 
     def __init__(self, batch: _Batch, messages: list[OutboundMessage], parents: dict[int, Any]) -> None:
         self.batch = batch
@@ -765,6 +768,25 @@ class _Feed:
         self.ready: deque[Prepared] = deque()  # stored
         self.error: Exception | None = None
 
+    def _prepare_step(self) -> bool:
+        if self.steps is None:
+            if not self.todo:
+                return False
+            self.current = self.todo.popleft()
+            self.steps = _prepare_steps(self.batch, self.current, self.parents.get(self.current.pk))
+        try:
+            next(self.steps)
+        except StopIteration as done:
+            if done.value is not None:
+                self.prepared.append(done.value)
+            self.steps = self.current = None
+        return True
+
+    def _store(self, count: int) -> None:
+        items = [self.prepared.popleft() for _ in range(min(count, len(self.prepared)))]
+        _store_rendered(items, self.batch.claim.token)
+        self.ready.extend(items)
+
     def work(self) -> bool:
         """Run one step; False when there is nothing left to prepare or store.
 
@@ -773,32 +795,22 @@ class _Feed:
             return False
         try:
             if self.prepared:
-                item = self.prepared.popleft()
-                _store_rendered(item, self.batch.claim.token)
-                self.ready.append(item)
+                self._store(1)
                 return True
-            if self.steps is None:
-                if not self.todo:
-                    return False
-                self.current = self.todo.popleft()
-                self.steps = _prepare_steps(self.batch, self.current, self.parents.get(self.current.pk))
-            try:
-                next(self.steps)
-            except StopIteration as done:
-                if done.value is not None:
-                    self.prepared.append(done.value)
-                self.steps = self.current = None
+            return self._prepare_step()
         except Exception as exc:
             self.error = exc
             return False
-        return True
 
     def next(self) -> Prepared | None:
         """The next row to send, stored; None when every row has been handed out."""
-        while not self.ready and self.work():
-            pass
         if self.error is not None:
             raise self.error
+        if not self.ready:
+            while len(self.prepared) < self.CHUNK and self._prepare_step():
+                pass
+            if self.prepared:
+                self._store(len(self.prepared))
         return self.ready.popleft() if self.ready else None
 
     def rest(self) -> list[OutboundMessage]:
@@ -889,20 +901,27 @@ def _row_sql(vendor: str) -> _RowSql:
     )
 
 
-def _store_rendered(item: Prepared, token: str) -> None:
-    """Store what is about to be sent: rendered subject and body, addresses, thread
-    headers, tracked links (a click can only be followed once they are stored)."""
-    message = item.message
+def _store_rendered(items: list[Prepared], token: str) -> None:
+    """Store what is about to be sent, in one transaction: rendered subject and body,
+    addresses, thread headers, tracked links (a click can only be followed once they
+    are stored)."""
     sql = _row_sql(connection.vendor)
-    values = [getattr(message, name) for name in _RENDERED_FIELDS]  # text columns
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql.store, [*values, message.pk, token])
+        if connection.vendor == "postgresql":
+            # No wait for the WAL flush here: each row's hand-over commits after this
+            # and waits for it, and PostgreSQL flushes WAL in order, so the stored
+            # content is durable before any SMTP whatever happens. Until then, a lost
+            # store loses nothing (the row is not handed over; it is rendered again).
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        cursor.executemany(
+            sql.store,
+            [[*(getattr(i.message, name) for name in _RENDERED_FIELDS), i.message.pk, token] for i in items],
+        )
         # A retried row is rendered again (templates edited later apply): its links too.
-        cursor.execute(sql.delete_links, [message.pk])
-        if item.links:
-            cursor.executemany(
-                sql.insert_link, [(message.pk, index, url) for index, url in enumerate(item.links)]
-            )
+        cursor.executemany(sql.delete_links, [[i.message.pk] for i in items])
+        links = [(i.message.pk, index, url) for i in items for index, url in enumerate(i.links)]
+        if links:
+            cursor.executemany(sql.insert_link, links)
 
 
 def _hand_over(message: OutboundMessage, token: str, now: dt.datetime) -> None:
