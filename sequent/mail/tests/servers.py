@@ -51,6 +51,28 @@ class RecordingHandler:
 
 
 @dataclass
+class SlowHandler(RecordingHandler):
+    """Accepts and keeps every message, taking *delay* seconds over each command, as a
+    server across a network does."""
+
+    delay: float = 0.02
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        await asyncio.sleep(self.delay)
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        await asyncio.sleep(self.delay)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@dataclass
 class FaultHandler(RecordingHandler):
     """Answers *reply* at *stage* ("mail", "rcpt", "data"); reply "drop" closes the
     connection there instead. Recipients in *bad_recipients* get *reply* at RCPT."""

@@ -1,4 +1,3 @@
-import asyncio
 import email
 import email.policy
 
@@ -11,6 +10,7 @@ from sequent.mail.tests.servers import (
     USERNAME,
     FaultHandler,
     RecordingHandler,
+    SlowHandler,
     free_port,
     imap_server,
     self_signed_tls,
@@ -300,24 +300,6 @@ def test_it_logs_in_and_sends_over_implicit_tls(tmp_path):
     assert (
         len(untrusted) == 1 and "TLS failed" in untrusted[0] and "CERTIFICATE_VERIFY_FAILED" in untrusted[0]
     )
-
-
-class SlowHandler(RecordingHandler):
-    """Takes a moment over each command, as a distant server does."""
-
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        await asyncio.sleep(0.02)
-        envelope.mail_from = address
-        return "250 OK"
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        await asyncio.sleep(0.02)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        await asyncio.sleep(0.02)
-        return await super().handle_DATA(server, session, envelope)
 
 
 @pytest.mark.parametrize("security", ["none", "ssl"])
