@@ -1,9 +1,13 @@
 """The tracking phase's load generator, in its own process:
-``python -m sequent.bench.loadgen HOST PORT FILE [CONNECTIONS]``.
+``python -m sequent.bench.loadgen HOST PORT FILE [CONNECTIONS] [--keep-alive]``.
 
 FILE holds one URL path a line. The requests are shuffled (seeded) and shared among
-CONNECTIONS threads, each with one keep-alive HTTP connection and a browser's
-User-Agent (so the hits count as human). Prints one JSON object: requests, answers by
+CONNECTIONS threads, each sending one request at a time with a browser's User-Agent
+(so the hits count as human). Each request opens its own TCP connection and closes it
+(``Connection: close``), as the mail clients and browsers fetching a pixel or following
+a link do: every hit comes from a different reader, so no connection is reused. The
+latency includes connecting. ``--keep-alive`` reuses one connection per thread instead
+(an easier load, for comparison only). Prints one JSON object: requests, answers by
 status, seconds, requests per second and latency percentiles.
 """
 
@@ -23,9 +27,16 @@ USER_AGENT = (
 )
 
 
-def _fire(host: str, port: int, paths: list[str], latencies: list[float], statuses: dict[int, int]) -> None:
+def _fire(
+    host: str,
+    port: int,
+    paths: list[str],
+    latencies: list[float],
+    statuses: dict[int, int],
+    keep_alive: bool,
+) -> None:
     conn = http.client.HTTPConnection(host, port, timeout=60)
-    headers = {"User-Agent": USER_AGENT, "Connection": "keep-alive"}
+    headers = {"User-Agent": USER_AGENT, "Connection": "keep-alive" if keep_alive else "close"}
     for path in paths:
         started = time.perf_counter()
         try:
@@ -34,22 +45,26 @@ def _fire(host: str, port: int, paths: list[str], latencies: list[float], status
             response.read()
             status = response.status
         except (OSError, http.client.HTTPException):
-            conn.close()
-            conn = http.client.HTTPConnection(host, port, timeout=60)
             status = 0
+            conn.close()
+        if not keep_alive:
+            # The next request connects again (http.client reopens a closed connection).
+            conn.close()
         latencies.append(time.perf_counter() - started)
         statuses[status] = statuses.get(status, 0) + 1
     conn.close()
 
 
-def run(host: str, port: int, paths: list[str], connections: int) -> dict[str, object]:
+def run(
+    host: str, port: int, paths: list[str], connections: int, keep_alive: bool = False
+) -> dict[str, object]:
     """Fire every request of *paths*; the figures of the whole load."""
     random.Random(8).shuffle(paths)
     shares = [paths[n::connections] for n in range(connections)]
     latencies: list[list[float]] = [[] for _ in shares]
     statuses: list[dict[int, int]] = [{} for _ in shares]
     threads = [
-        threading.Thread(target=_fire, args=(host, port, share, latencies[n], statuses[n]))
+        threading.Thread(target=_fire, args=(host, port, share, latencies[n], statuses[n], keep_alive))
         for n, share in enumerate(shares)
     ]
     started = time.perf_counter()
@@ -68,6 +83,7 @@ def run(host: str, port: int, paths: list[str], connections: int) -> dict[str, o
         "requests": len(every),
         "answers": answers,
         "connections": connections,
+        "keep_alive": keep_alive,
         "seconds": round(seconds, 3),
         "per_s": round(len(every) / seconds, 1) if seconds else None,
         "p50_ms": round(cuts[49] * 1000, 2) if cuts else None,
@@ -76,12 +92,14 @@ def run(host: str, port: int, paths: list[str], connections: int) -> dict[str, o
 
 
 def main(argv: list[str]) -> None:
-    """Command line: host, port, file of paths, connections."""
+    """Command line: host, port, file of paths, connections, ``--keep-alive``."""
+    keep_alive = "--keep-alive" in argv
+    argv = [arg for arg in argv if arg != "--keep-alive"]
     host, port, path = argv[0], int(argv[1]), argv[2]
     connections = int(argv[3]) if len(argv) > 3 else 8
     with open(path, encoding="utf-8") as source:
         paths = [line.strip() for line in source if line.strip()]
-    print(json.dumps(run(host, port, paths, connections)), flush=True)
+    print(json.dumps(run(host, port, paths, connections, keep_alive)), flush=True)
 
 
 if __name__ == "__main__":

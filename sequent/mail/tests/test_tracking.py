@@ -177,19 +177,17 @@ def test_it_stores_hits_that_arrive_together_as_if_one_by_one(sent):
     # Under load the hits of many requests are written in one transaction (group commit):
     # the firsts, the implied open and the per-minute dedupe hold within a group too.
     row, _, _ = sent
-    message = tracking._message(row.pk)
     now = NOW + dt.timedelta(hours=2)
-    meta = {"user_agent": BROWSER, "method": "GET"}
 
-    def hit(kind, suffix="", automated=False):
-        return tracking._Hit(message, kind, suffix, automated, meta, now)
+    def hit(kind, index=None, agent=BROWSER):
+        return tracking._Hit(row.pk, kind, index, "GET", agent, now)
 
     tracking._write(
         [
-            hit(EmailEventKind.CLICKED, ":0"),
+            hit(EmailEventKind.CLICKED, 0),
             hit(EmailEventKind.OPENED),
-            hit(EmailEventKind.OPENED, automated=True),
-            hit(EmailEventKind.CLICKED, ":1"),
+            hit(EmailEventKind.OPENED, agent="curl/8.5.0"),
+            hit(EmailEventKind.CLICKED, 1),
         ]
     )
     assert events(row, EmailEventKind.CLICKED) == [False, False]

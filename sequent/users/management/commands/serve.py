@@ -24,6 +24,17 @@ from sequent.users.demo import DEMO_EMAIL, demo_password
 from sequent.users.models import User
 
 STOP_TIMEOUT = 10
+# Threads mostly wait on the database. Tracking hits waiting together in one process are
+# stored in one transaction (sequent/mail/tracking.py), so fewer processes with more
+# threads make larger groups: on 2 cores, 1 process x 16 threads answered more hits than
+# 2 x 8 (SQLite +10-35%, PostgreSQL +25-80%) for 15-35% less server CPU per hit.
+DEFAULT_THREADS = 16
+
+
+def default_workers() -> int:
+    """Web processes by default: one per two CPU cores (at least one), the other core
+    being left to the background worker and the database."""
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 class ChildProcesses:
@@ -131,10 +142,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
-        parser.add_argument("--workers", type=int, default=2, help="web worker processes (default 2)")
-        # Threads mostly wait on the database; more of them let tracking hits be stored in
-        # larger groups (sequent/mail/tracking.py). Measured on 2 cores: 8 beat 4 by about half.
-        parser.add_argument("--threads", type=int, default=8, help="threads per web worker (default 8)")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=default_workers(),
+            help="web worker processes (default: one per two CPU cores, at least one)",
+        )
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=DEFAULT_THREADS,
+            help=f"threads per web worker (default {DEFAULT_THREADS})",
+        )
         parser.add_argument(
             "--no-worker", action="store_true", help="do not start the background worker beside the web app"
         )
