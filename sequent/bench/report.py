@@ -56,6 +56,18 @@ FIGURES = [
     Figure("memory.worker_peak_rss_mb", "worker peak memory", "MB"),
 ]
 
+# The run phase's CPU split, shown after "run.speedup" when measured: what bounds the
+# second worker's gain. The PostgreSQL figures are absent on SQLite (it runs in the worker).
+SPLIT_FIGURES = [
+    Figure("run.workers_1.worker_cpu_s_per_100k", "worker CPU per 100k executions, 1 worker", "s"),
+    Figure("run.workers_1.db_cpu_s_per_100k", "PostgreSQL CPU per 100k executions, 1 worker", "s"),
+    Figure("run.workers_1.cores_busy", "cores busy, 1 worker"),
+    Figure("run.workers_2.worker_cpu_s_per_100k", "worker CPU per 100k executions, 2 workers", "s"),
+    Figure("run.workers_2.db_cpu_s_per_100k", "PostgreSQL CPU per 100k executions, 2 workers", "s"),
+    Figure("run.workers_2.cores_busy", "cores busy, 2 workers"),
+    Figure("run.speedup_ceiling", "gain ceiling: all cores busy at day 2's CPU cost", "x"),
+]
+
 
 def _postgres(report: dict[str, Any]) -> bool:
     return str(report.get("database", "")) == "postgres"
@@ -83,6 +95,36 @@ def lookup(report: dict[str, Any], name: str) -> Any:
             return None
         value = value[part]
     return value
+
+
+def speedup_ceiling(run: dict[str, Any]) -> float | None:
+    """The most ``run.speedup`` could be from the CPU split: the 2-worker run with every
+    core busy at its CPU cost per execution, over the 1-worker rate. Day 2 has other
+    steps than day 1, so this is not simply cores / cores busy with one worker."""
+    bound = lookup(run, "workers_2.cpu_bound_per_s")
+    rate = lookup(run, "workers_1.executions_per_s")
+    return round(bound / rate, 2) if bound and rate else None
+
+
+def with_derived(report: dict[str, Any]) -> dict[str, Any]:
+    """*report* with ``run.speedup_ceiling`` filled in when the run phase has the CPU
+    split but not the figure. PostgreSQL only: SQLite's one writer at a time, not the
+    CPU, bounds a second worker there."""
+    run = report.get("run")
+    if not isinstance(run, dict) or run.get("speedup_ceiling") is not None or not _postgres(report):
+        return report
+    ceiling = speedup_ceiling(run)
+    return report if ceiling is None else {**report, "run": {**run, "speedup_ceiling": ceiling}}
+
+
+def shown_figures(report: dict[str, Any]) -> list[Figure]:
+    """The figures of the table, in order: the CPU split follows the run's gain when measured."""
+    figures = []
+    for figure in FIGURES:
+        figures.append(figure)
+        if figure.name == "run.speedup":
+            figures.extend(f for f in SPLIT_FIGURES if lookup(report, f.name) is not None)
+    return figures
 
 
 def judge(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -124,6 +166,7 @@ def _off(verdict: dict[str, Any]) -> str:
 
 def print_table(report: dict[str, Any], console: Console) -> None:
     """The human report: one row per figure, with its target and verdict."""
+    report = with_derived(report)
     machine = report.get("machine", {})
     size = report.get("size", {})
     table = Table(
@@ -142,7 +185,7 @@ def print_table(report: dict[str, Any], console: Console) -> None:
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     targets = report.get("targets", {})
-    for figure in FIGURES:
+    for figure in shown_figures(report):
         phase = figure.name.split(".")[0]
         if phase not in report:
             continue
@@ -163,6 +206,7 @@ def print_table(report: dict[str, Any], console: Console) -> None:
 
 def markdown(report: dict[str, Any]) -> str:
     """The report as the Markdown table docs/BENCHMARKS.md keeps, one per database and size."""
+    report = with_derived(report)
     machine = report.get("machine", {})
     size = report.get("size", {})
     lines = [
@@ -174,7 +218,7 @@ def markdown(report: dict[str, Any]) -> str:
         "| --- | --- | ---: | --- | --- |",
     ]
     targets = report.get("targets", {})
-    for figure in FIGURES:
+    for figure in shown_figures(report):
         phase = figure.name.split(".")[0]
         if phase not in report:
             continue

@@ -89,6 +89,9 @@ class StepPlan:
     property_clauses: tuple[tuple[int, Mapping[str, Any]], ...] = ()
     email_clauses: tuple[EmailClause, ...] = ()
     previous_email_step: int | None = None
+    # "condition 2 failed: ... does not hold" by property clause index, written once
+    # per plan rather than once per skipped enrollment.
+    property_failures: Mapping[int, str] = field(default_factory=dict, compare=False)
 
     @property
     def has_conditions(self) -> bool:
@@ -108,7 +111,8 @@ def build_plans(steps: Iterable[tuple[int, str, int, Sequence[Mapping[str, Any]]
                 emails.append(parse_email_clause(index, clause))
             else:
                 props.append((index, clause))
-        plans.append(StepPlan(step_id, kind, day, tuple(props), tuple(emails), last_email))
+        failures = {index: f"{describe_property_clause(clause)} does not hold" for index, clause in props}
+        plans.append(StepPlan(step_id, kind, day, tuple(props), tuple(emails), last_email, failures))
         if kind in EMAIL_STEP_KINDS:
             last_email = step_id
     return plans
@@ -134,11 +138,14 @@ def first_failure(plan: StepPlan, facts: Facts) -> str | None:
     """The reason the step's conditions do not hold, naming the first failing clause; None if they hold."""
     if plan.id in facts.broken:
         return facts.broken[plan.id]
-    failures: list[tuple[int, str]] = []
     prop_index = facts.failed_property.get(plan.id)
+    if not plan.email_clauses:
+        if prop_index is None:
+            return None
+        return f"condition {prop_index + 1} failed: {_property_failure(plan, prop_index)}"
+    failures: list[tuple[int, str]] = []
     if prop_index is not None:
-        prop = dict(plan.property_clauses).get(prop_index, {})
-        failures.append((prop_index, describe_property_clause(prop) + " does not hold"))
+        failures.append((prop_index, _property_failure(plan, prop_index)))
     for email in plan.email_clauses:
         if email.of == "previous":
             target = plan.previous_email_step
@@ -151,6 +158,14 @@ def first_failure(plan: StepPlan, facts: Facts) -> str | None:
         return None
     index, text = min(failures)
     return f"condition {index + 1} failed: {text}"
+
+
+def _property_failure(plan: StepPlan, index: int) -> str:
+    text = plan.property_failures.get(index)
+    if text is None:  # a plan made without build_plans
+        clause = dict(plan.property_clauses).get(index, {})
+        text = f"{describe_property_clause(clause)} does not hold"
+    return text
 
 
 @dataclass(frozen=True)

@@ -109,14 +109,13 @@ class Worker:
 
     def handle_batch(self) -> bool:
         """Claim and process one batch of due enrollments; True if there was one."""
-        claim = processing.claim_batch(self.worker_id, clock.now(), self.batch_size, self.lease)
-        if not claim.ids:
+        batch = processing.process_due(self.worker_id, clock.now(), self.batch_size, self.lease)
+        if not batch.enrollments:
             return False
-        touched = processing.process_claim(claim)
         self.stats.batches += 1
-        self.stats.enrollments += len(claim.ids)
-        self.stats.sequences_touched |= touched
-        self.stats.runs_finished += runs.finish_slots(sorted(touched))
+        self.stats.enrollments += batch.enrollments
+        self.stats.sequences_touched |= batch.sequence_ids
+        self.stats.runs_finished += runs.finish_slots(sorted(batch.sequence_ids))
         return True
 
     def handle_mail(self) -> bool:
@@ -171,8 +170,8 @@ class Worker:
             except Exception:
                 if until_idle:
                     raise
-                # A lost connection, a lock timeout or a bug: log it, let the leases of
-                # what was in hand expire, and go on after a pause.
+                # A lost connection, a lock timeout or a bug: log it and go on after a
+                # pause. What was in hand rolled back, or was set aside under a lease.
                 log.exception("worker %s: unit of work failed, retrying", self.worker_id)
                 busy = False
             if not busy:
