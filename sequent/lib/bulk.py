@@ -90,7 +90,7 @@ def insert_rows(
             value = fixed[field.attname]
         elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
             value = timezone.now()
-        elif callable(field.default):
+        elif field.has_default() and callable(field.default):
             callable_fields.append(field)
             continue
         elif field.has_db_default() and not field.has_default():
