@@ -33,6 +33,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Least
 
 from sequent.crm.models import ActivityKind, Contact, EmailStatus
 from sequent.lib import clock
@@ -321,6 +322,22 @@ def _skip_locked() -> bool:
     return bool(connection.features.has_select_for_update_skip_locked)
 
 
+def _oldest_due_rows(mailbox_id: int, now: dt.datetime, size: int) -> list[dict[str, Any]]:
+    """The mailbox's *size* oldest due rows (locked, skipping locked ones, on
+    PostgreSQL). One ordered index range per status, merged here: an IN on status
+    would make PostgreSQL read and sort every due row of the mailbox."""
+    rows: list[dict[str, Any]] = []
+    for status in DUE_STATUSES:
+        qs = OutboundMessage.objects.filter(
+            mailbox_id=mailbox_id, status=status, not_before__lte=now
+        ).order_by("not_before", "pk")
+        if _skip_locked():
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
+        rows += [dict(row) for row in qs.values("pk", "owner_id", "sequence_id", "not_before")[:size]]
+    rows.sort(key=lambda row: (row["not_before"], row["pk"]))
+    return rows[:size]
+
+
 def claim(
     worker_id: str, now: dt.datetime, limit: int = BATCH_SIZE, lease: dt.timedelta = LEASE
 ) -> tuple[Claim | None, bool]:
@@ -328,10 +345,19 @@ def claim(
     were deferred for a daily limit). The per-minute room of the mailbox caps the batch."""
     # Per active mailbox, its oldest due row through the (mailbox, status, not_before)
     # index: a few index reads per mailbox, however long the outbox is.
-    oldest_due = _due(now).filter(mailbox_id=OuterRef("pk")).order_by("not_before").values("not_before")[:1]
+    # One seek per status: with an IN on status, PostgreSQL would read and sort every
+    # due row of the mailbox to find the oldest.
+    queued, deferred = (
+        Subquery(
+            OutboundMessage.objects.filter(mailbox_id=OuterRef("pk"), status=status, not_before__lte=now)
+            .order_by("not_before")
+            .values("not_before")[:1]
+        )
+        for status in DUE_STATUSES
+    )
     candidates = list(
         Mailbox.objects.filter(status=MailboxStatus.ACTIVE)
-        .annotate(first=Subquery(oldest_due))
+        .annotate(first=Least(Coalesce(queued, deferred), Coalesce(deferred, queued)))
         .filter(first__isnull=False)
         .order_by("first", "pk")
         .values_list("pk", flat=True)[:MAILBOX_CANDIDATES]
@@ -359,12 +385,7 @@ def claim(
             size = min(limit, mailbox.per_minute_limit - used)
             if size <= 0:
                 continue
-            rows_qs = _due(now).filter(mailbox_id=mailbox_id).order_by("not_before", "pk")
-            if _skip_locked():
-                rows_qs = rows_qs.select_for_update(skip_locked=True, of=("self",))
-            rows: list[dict[str, Any]] = [
-                dict(row) for row in rows_qs.values("pk", "owner_id", "sequence_id")[:size]
-            ]
+            rows = _oldest_due_rows(mailbox_id, now, size)
             if not rows:
                 continue
             room = _daily_room({row["owner_id"] for row in rows}, now)
