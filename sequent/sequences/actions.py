@@ -531,9 +531,11 @@ def do_add_contacts(sequence: Sequence, contact_ids: Iterable[int]) -> int:
     """Add contacts to the audience by hand; they enroll at the sequence's next run.
     Returns how many were new to the audience."""
     _editable(sequence)
-    ids = list(dict.fromkeys(contact_ids))
-    if any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
+    given = list(contact_ids)
+    # Checked before de-duplicating: a list or an object in the list is not hashable.
+    if any(isinstance(i, bool) or not isinstance(i, int) for i in given):
         raise ValidationError({"contact_ids": "must be a list of contact ids"})
+    ids = list(dict.fromkeys(given))
     found = set(Contact.objects.filter(pk__in=ids).values_list("pk", flat=True))
     missing = [i for i in ids if i not in found]
     if missing:

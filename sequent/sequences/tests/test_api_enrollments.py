@@ -68,6 +68,11 @@ def test_it_refuses_unknown_contacts_and_an_empty_list(api, rep, make_contact):
     assert set(errors_of(api.post(f"sequences/{sequence.pk}/enrollments", {"contact_ids": []}))) == {
         "contact_ids"
     }
+    # Nested lists and objects are refused by name, not met with a server error.
+    for bad in ([[known.pk]], [{"id": known.pk}], [known.pk, [1, 2]]):
+        refused = api.post(f"sequences/{sequence.pk}/enrollments", {"contact_ids": bad})
+        assert refused.status_code == 422
+        assert errors_of(refused) == {"contact_ids": "must be a list of contact ids"}
     assert not sequence.hand_added.exists()
 
 
