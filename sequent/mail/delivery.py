@@ -343,10 +343,9 @@ def claim(
 ) -> tuple[Claim | None, bool]:
     """Claim a batch of due rows of one active mailbox: (claim or None, whether rows
     were deferred for a daily limit). The per-minute room of the mailbox caps the batch."""
-    # Per active mailbox, its oldest due row through the (mailbox, status, not_before)
-    # index: a few index reads per mailbox, however long the outbox is.
-    # One seek per status: with an IN on status, PostgreSQL would read and sort every
-    # due row of the mailbox to find the oldest.
+    # Per active mailbox, its oldest due row: one seek per status in the (mailbox,
+    # status, not_before) index, however long the outbox is (with an IN on status,
+    # PostgreSQL would read and sort every due row of the mailbox).
     queued, deferred = (
         Subquery(
             OutboundMessage.objects.filter(mailbox_id=OuterRef("pk"), status=status, not_before__lte=now)
